@@ -1,0 +1,24 @@
+# Shared settings for the lab scripts (sourced, not run).
+# The cache lives outside the work tree so fresh clones (CI) reuse it.
+LAB_CACHE=${LAB_CACHE:-/var/cache/minivmm-lab}
+# The Debian kernel L1 and L2 boot (bookworm-backports). Pinned so runs are
+# repeatable; override with LAB_KVER=... to try another.
+LAB_KVER=${LAB_KVER:-6.12.117+deb12-amd64}
+# Modules L1 loads, in this order (lab-notes: the verified recipe).
+LAB_MODULES="irqbypass kvm ccp kvm-amd vfio vfio_iommu_type1 vfio-pci-core vfio-pci netfs 9pnet 9pnet_virtio 9p"
+# Modules L2 guests may load (virtio disk/net, nvme), in dependency order.
+LAB_L2_MODULES="virtio_blk failover net_failover virtio_net nvme-auth nvme-core nvme"
+LAB_QEMU_VERSION=10.0.13
+
+log() { printf '[lab] %s\n' "$*" >&2; }
+die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }
+
+lab_dir() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
+l0_qemu_dir() {
+    local h; h=$(sha256sum "$(lab_dir)/l0-qemu-svm-bql.patch" | cut -c1-12)
+    echo "$LAB_CACHE/qemu-$LAB_QEMU_VERSION-$h"
+}
+kernel_dir() {
+    local h; h=$(echo "$LAB_MODULES $LAB_L2_MODULES" | sha256sum | cut -c1-8)
+    echo "$LAB_CACHE/kernel-$LAB_KVER-$h"
+}

@@ -1,0 +1,79 @@
+# Helpers for scenarios, which run inside L1 (chroot into the host's tree) as
+# root. Sourced by tests/lab/scenarios/*. Environment from the harness:
+#   LAB_OUT        output folder (copied back: build/lab/<scenario>/<run>/)
+#   MINIVMM_SRC    the checkout (build/minivmm inside it)
+#   LAB_KERNEL     the Debian kernel (bzImage) for L2
+#   LAB_L2_INITRD  busybox initramfs for L2 (tests/lab/l2)
+set -u
+OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
+OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
+MINIVMM="$MINIVMM_SRC/build/minivmm"
+# Stand-ins at fixed L1 addresses (tests/lab/lab: L1_DEVICES)
+BOCHS_BDF=0000:00:03.0
+NVME_BDF=0000:00:04.0
+E1000E_BDF=0000:00:05.0
+EDU_BDF=0000:00:06.0
+
+note() { echo "[$(date +%T)] $*"; }
+pass() { echo "PASS: $*"; exit 0; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+# bdf_of VENDOR:DEVICE -> first matching BDF
+bdf_of() {
+    local want=$1 d
+    for d in /sys/bus/pci/devices/*; do
+        [ "$(cat "$d/vendor"):$(cat "$d/device")" = "0x${want%%:*}:0x${want##*:}" ] && { basename "$d"; return 0; }
+    done
+    return 1
+}
+
+driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null || true; }
+
+# bind_vfio BDF: move a device to vfio-pci (driver_override), wait for its group node
+bind_vfio() {
+    local bdf=$1 dev=/sys/bus/pci/devices/$1 grp
+    [ -d "$dev" ] || fail "no PCI device $bdf in L1"
+    echo vfio-pci > "$dev/driver_override"
+    [ -e "$dev/driver" ] && echo "$bdf" > "$dev/driver/unbind"
+    echo "$bdf" > /sys/bus/pci/drivers_probe
+    grp=$(basename "$(readlink "$dev/iommu_group")")
+    for _ in $(seq 50); do [ -e "/dev/vfio/$grp" ] && { note "bound $bdf to vfio-pci (group $grp)"; return 0; }; sleep 0.2; done
+    fail "$bdf: /dev/vfio/$grp did not appear after binding to vfio-pci (driver: $(driver_of "$bdf"))"
+}
+
+# wait_for FILE REGEX SECONDS [PID]: 0 when a line matches; 1 on timeout or
+# when PID (the guest's VMM) exited first.
+wait_for() {
+    local file=$1 re=$2 secs=$3 pid=${4:-} t=0
+    while [ "$t" -lt "$((secs * 2))" ]; do
+        grep -qaE "$re" "$file" 2>/dev/null && return 0
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            grep -qaE "$re" "$file" 2>/dev/null && return 0
+            return 1
+        fi
+        sleep 0.5; t=$((t + 1))
+    done
+    return 1
+}
+
+# lab_screenshot NAME: L0's screen (what L2 drew on the passed-through
+# display) as $LAB_OUT/NAME.png; prints the OCR text. The harness on L0 does
+# the screendump and the OCR.
+lab_screenshot() {
+    local name=$1
+    rm -f "$LAB_OUT/$name.done"
+    touch "$LAB_OUT/screenshot-req-$name"
+    for _ in $(seq 120); do [ -e "$LAB_OUT/$name.done" ] && break; sleep 0.5; done
+    [ -e "$LAB_OUT/$name.done" ] || { echo "(screenshot $name: no answer from the harness)"; return 1; }
+    [ -e "$LAB_OUT/$name.error" ] && { cat "$LAB_OUT/$name.error"; return 1; }
+    cat "$LAB_OUT/$name.txt"
+}
+
+# The peer: QEMU 10.0 (bookworm-backports) on L1's real KVM.
+PEER_QEMU="qemu-system-x86_64 -accel kvm -machine q35 -cpu host -nodefaults -display none -vga none -no-reboot"
+
+# kill_tree PID: stop a VMM we started
+kill_vmm() { kill "$1" 2>/dev/null; for _ in $(seq 20); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.25; done; kill -9 "$1" 2>/dev/null; }
+
+# elapsed since a `date +%s.%N` stamp
+since() { echo "$(date +%s.%N) $1" | awk '{printf "%.1f", $1 - $2}'; }

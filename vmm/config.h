@@ -1,0 +1,48 @@
+/* The VM's configuration: what the command line asked for, validated.
+ * vmm/main.c turns flags into this (config_parse, unit-tested); nothing below
+ * main reads argv. */
+#ifndef MINIVMM_CONFIG_H
+#define MINIVMM_CONFIG_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_CPUS 64
+
+struct config {
+    /* memory */
+    uint64_t mem_size;          /* --memory, default 512M */
+    uint64_t hugepage_size;     /* --hugepages 2M|1G; 0 = off */
+    bool prealloc;              /* --prealloc */
+    bool mlock;                 /* default true; --no-mlock turns it off */
+
+    /* CPUs: --cpus N, or --smp sockets=S,cores=C,threads=T */
+    unsigned nr_cpus;           /* = sockets * cores * threads */
+    unsigned sockets, cores, threads;
+    int cpu_pin[CONFIG_MAX_CPUS];  /* --cpu-pin 0=2,1=3: host CPU or -1 */
+    int emulator_pin;           /* --emulator-pin CPU, -1 = not pinned */
+    int io_pin;                 /* --io-pin CPU, -1 = not pinned */
+
+    /* direct Linux boot */
+    const char *kernel;         /* --kernel bzImage */
+    const char *initrd;         /* --initrd */
+    const char *cmdline;        /* --cmdline, default "console=ttyS0" */
+
+    /* console */
+    const char *serial;         /* --serial stdio (default) | file:PATH | none */
+
+    /* measurement */
+    bool stats;                 /* --stats: exit counts and times at exit */
+    const char *stats_json;     /* --stats-json FILE */
+
+    int verbosity;              /* -v: +1, -q: -1 */
+};
+
+/* Parse argv (argv[0] is the program) into cfg with defaults filled in.
+ * On bad input returns -EINVAL with a message naming the flag, the value and
+ * what to do in err. Returns 1 (not an error) when --help was asked. */
+int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned errlen);
+/* "512M", "8G", "1024" (MiB when no suffix? no: bytes must have a suffix or be
+ * a plain number of MiB) -> bytes. -EINVAL on garbage or overflow. */
+int config_parse_size(const char *s, uint64_t *out);
+
+#endif
