@@ -14,4 +14,9 @@
 struct acpi_pm;
 int acpi_pm_create(const struct dev_env *env, uint16_t base, unsigned sci_gsi, struct acpi_pm **out);
 void acpi_pm_destroy(struct acpi_pm *pm);
+/* Host-side events, thread-safe: press the fixed-feature power button
+ * (PWRBTN_STS; an SCI if the guest enabled it), or set GPE0 status bit
+ * 0-63 (an SCI if enabled). -EINVAL for a GPE past the block. */
+void acpi_pm_power_button(struct acpi_pm *pm);
+int acpi_pm_gpe_raise(struct acpi_pm *pm, unsigned gpe);
 #endif
