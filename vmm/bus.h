@@ -7,7 +7,13 @@
  * unhandled writes are dropped; each unhandled address is logged once.
  *
  * Registration may happen while vCPUs run (a guest moving a BAR), so lookups
- * take a read lock and (un)registration a write lock. */
+ * take a read lock and (un)registration a write lock. The lock is NOT held
+ * while a handler runs (a handler may register ranges itself), so a handler
+ * can still be called briefly after its range is unregistered: a device's
+ * opaque must stay valid until the vCPUs are stopped.
+ *
+ * Unhandled addresses are logged at debug level (-v): guests probe many
+ * absent ports at boot, and that is not an error. */
 #ifndef MINIVMM_BUS_H
 #define MINIVMM_BUS_H
 #include <pthread.h>

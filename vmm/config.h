@@ -41,8 +41,11 @@ struct config {
  * On bad input returns -EINVAL with a message naming the flag, the value and
  * what to do in err. Returns 1 (not an error) when --help was asked. */
 int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned errlen);
-/* "512M", "8G", "1024" (MiB when no suffix? no: bytes must have a suffix or be
- * a plain number of MiB) -> bytes. -EINVAL on garbage or overflow. */
+/* "512M", "8G", "1T", "64K" (suffix K/M/G/T, either case, powers of 1024)
+ * or a plain number, which counts MiB ("1024" = 1 GiB) -> bytes. -EINVAL on
+ * garbage or overflow. */
 int config_parse_size(const char *s, uint64_t *out);
+/* The --help text. */
+const char *config_usage(void);
 
 #endif
