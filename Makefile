@@ -4,7 +4,7 @@
 #   make test-asan    the same unit tests under ASan+UBSan
 #   make fuzz         libFuzzer targets (clang), short runs
 #   make lab-test     every lab scenario (nested KVM + VFIO, see tests/lab)
-#   make test         deps, build, unit, asan, lab: what CI runs
+#   make test         deps, build, unit, asan, fuzz (10 s each), lab: what CI runs
 #   make demo         the flagship scenario in the lab
 CC      ?= gcc
 BUILD   ?= build
@@ -81,6 +81,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) test-unit
 	$(MAKE) test-asan
+	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) lab-test
 
 clean:
