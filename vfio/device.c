@@ -245,6 +245,27 @@ void *vfio_device_mmap(struct vfio_device *d, unsigned index, uint64_t off, uint
     return p;
 }
 
+int vfio_device_set_irqs(struct vfio_device *d, unsigned index, uint32_t action, unsigned start,
+                         unsigned count, const int32_t *fds)
+{
+    if (count > 4096)
+        return -EINVAL;
+    size_t sz = sizeof(struct vfio_irq_set) + (fds ? count * sizeof(int32_t) : 0);
+    struct vfio_irq_set *s = calloc(1, sz);
+    if (!s)
+        return -ENOMEM;
+    s->argsz = (uint32_t)sz;
+    s->flags = action | (fds ? VFIO_IRQ_SET_DATA_EVENTFD : VFIO_IRQ_SET_DATA_NONE);
+    s->index = index;
+    s->start = start;
+    s->count = count;
+    if (fds)
+        memcpy(s->data, fds, count * sizeof(int32_t));
+    int r = ioctl(d->fd, VFIO_DEVICE_SET_IRQS, s) < 0 ? -errno : 0;
+    free(s);
+    return r;
+}
+
 int vfio_rom_check(const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
     if (len < 3 || buf[0] != 0x55 || buf[1] != 0xAA) {

@@ -70,6 +70,14 @@ int vfio_device_region_write(struct vfio_device *d, unsigned index, uint64_t off
 /* mmap len bytes at off of a region (shared, read/write); NULL on failure. */
 void *vfio_device_mmap(struct vfio_device *d, unsigned index, uint64_t off, uint64_t len);
 
+/* VFIO_DEVICE_SET_IRQS on interrupt index (VFIO_PCI_*_IRQ_INDEX): with
+ * fds, bind eventfds fds[0..count-1] to vectors start.. for action
+ * (VFIO_IRQ_SET_ACTION_TRIGGER / _UNMASK / _MASK); without (fds NULL), the
+ * action itself on count vectors -- count 0 with TRIGGER turns the index
+ * off. 0 or -errno. */
+int vfio_device_set_irqs(struct vfio_device *d, unsigned index, uint32_t action, unsigned start,
+                         unsigned count, const int32_t *fds);
+
 /* The expansion ROM from the device's ROM region, or from a file. The
  * image is checked for the 0x55AA signature (PCI Firmware 3.0 §5.1.1) and
  * returned in a new buffer. */
