@@ -696,5 +696,8 @@ int host_main(int argc, char **argv)
 {
     const char *root = getenv("MINIVMM_SYSFS_ROOT");
     struct host_ctx c = { .root = root ? root : "", .out = stdout, .err = stderr };
+    /* Lines in order when stdout and stderr go to one log (bind/unbind
+     * interleave what they write with what went wrong). */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     return host_run(&c, argc, argv);
 }

@@ -340,8 +340,8 @@ static void check_interrupt_remapping(struct check_state *s)
     bool nointremap = cmdline_get(s->cmdline, "nointremap", NULL, 0);
 
     if (interrupts_remapped(s, &nr)) {
-        add(rep, HOST_OK, "interrupt-remapping", "on: %u interrupt%s in /proc/interrupts go through remapping "
-            "(IR- chips)", nr, nr == 1 ? "" : "s");
+        add(rep, HOST_OK, "interrupt-remapping", "on: %u interrupt%s in /proc/interrupts %s through remapping "
+            "(IR- chips)", nr, nr == 1 ? "" : "s", nr == 1 ? "goes" : "go");
         return;
     }
     if (!s->pci.nr_groups) {
@@ -523,9 +523,11 @@ static void check_gpu(struct check_state *s, const struct host_pci_dev *gpu)
     /* The GPU itself. */
     if (host_driver_is_vfio(gpu->driver)) {
         bool node = hs_exists(s->c, "/dev/vfio/%d", gpu->iommu_group);
-        f = add(rep, node ? HOST_OK : HOST_FAIL, "gpu", "%s is on %s, IOMMU group %d, %s/dev/vfio/%d; NUMA node %d",
-                desc, gpu->driver, gpu->iommu_group, node ? "" : "but there is no ", gpu->iommu_group,
-                gpu->numa_node);
+        char numa[32] = "unknown";
+        if (gpu->numa_node >= 0)
+            snprintf(numa, sizeof(numa), "%d", gpu->numa_node);
+        f = add(rep, node ? HOST_OK : HOST_FAIL, "gpu", "%s is on %s, IOMMU group %d, %s/dev/vfio/%d; NUMA node %s",
+                desc, gpu->driver, gpu->iommu_group, node ? "" : "but there is no ", gpu->iommu_group, numa);
         if (!node)
             fix(f, "/dev/vfio/%d is missing: is /dev a devtmpfs, and is vfio loaded? (modprobe vfio)", gpu->iommu_group);
     } else {

@@ -823,6 +823,10 @@ static void copy_name(char *buf, size_t cap, const char *name, size_t len)
         len = cap - 1;
     memcpy(buf, name, len);
     buf[len] = '\0';
+    /* Names end up on a terminal: no control characters from a bad file. */
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+            buf[i] = '?';
 }
 
 static bool is_vendor_line(const struct ids_line *l)
