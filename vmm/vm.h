@@ -1,0 +1,120 @@
+/* The VM: KVM handles, guest memory, buses, interrupt routing, devices,
+ * vCPUs, and the stop protocol. Devices never include this header; they see
+ * the VM through struct dev_env (vmm/dev_env.h).
+ *
+ * Life cycle (vmm/main.c):
+ *   vm_create -> vm_start (the ordered start-up steps; on failure the steps
+ *   done are undone in reverse) -> vm_run (until a stop request or a
+ *   signal) -> vm_exit_code -> vm_destroy (undo every step, in reverse). */
+#ifndef MINIVMM_VM_H
+#define MINIVMM_VM_H
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "arch/x86/cpuid.h"
+#include "arch/x86/regs.h"
+#include "boot/e820.h"
+#include "vmm/bus.h"
+#include "vmm/config.h"
+#include "vmm/dev_env.h"
+#include "vmm/gm.h"
+#include "vmm/irq.h"
+#include "vmm/stats.h"
+#include "vmm/vcpu.h"
+
+/* Where KVM keeps its real-mode helpers on VMX hosts (KVM API 4.44, 4.67):
+ * three pages for the TSS and one for the EPT identity map, just below the
+ * top of the 32-bit space, clear of RAM (lowmem <= 0xB0000000), the IOAPIC
+ * (0xFEC00000) and the LAPIC (0xFEE00000). NOTE: a 4 MiB firmware flash at
+ * 0xFFC00000 would cover them; the q35/OVMF work must move them below the
+ * flash (QEMU uses 0xFEFFC000/0xFEFFD000). */
+#define VM_TSS_ADDR          0xfffbd000ULL
+#define VM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+#define VM_IOAPIC_ADDR       0xfec00000ULL
+#define VM_LAPIC_ADDR        0xfee00000ULL
+
+struct uart;
+struct i8042;
+struct sysctl;
+struct acpi_pm;
+
+struct vm {
+    const struct config *cfg;
+
+    /* KVM */
+    int kvm_fd, vm_fd;
+    size_t run_size;                /* KVM_GET_VCPU_MMAP_SIZE */
+    unsigned max_irq_routes;        /* KVM_CAP_IRQ_ROUTING */
+    bool tsc_deadline;              /* KVM_CAP_TSC_DEADLINE_TIMER */
+
+    struct gm gm;
+    struct irq_table irq;
+    struct bus pio, mmio;
+    struct dev_env env;
+
+    /* devices */
+    int serial_fd;                  /* file:PATH, owned; -1 otherwise */
+    struct uart *uart;
+    struct i8042 *i8042;
+    struct sysctl *sysctl;
+    struct acpi_pm *acpi_pm;
+
+    /* boot */
+    struct cpu_topology topo;
+    uint32_t apic_ids[CONFIG_MAX_CPUS];
+    struct e820_entry e820[E820_MAX];
+    unsigned nr_e820;
+    uint64_t rsdp;
+    struct x86_boot_state boot;
+
+    /* vCPUs */
+    struct vcpu *vcpus;
+    unsigned nr_vcpus;              /* created so far */
+    pthread_mutex_t kick_lock;      /* vcpu->started, kicks vs joins */
+    bool kicks_disabled;
+
+    /* measurement */
+    struct stats stats;
+    bool stats_on;
+    FILE *stats_json;
+
+    /* stop protocol: first reason wins */
+    atomic_int stop_reason;         /* enum vm_stop_reason */
+    atomic_int stop_code;
+    int stop_efd;                   /* eventfd: a stop was requested */
+    int signal_fd;                  /* signalfd: SIGINT, SIGTERM, SIGHUP */
+    sigset_t saved_sigmask;
+    struct sigaction saved_kick_action, saved_pipe_action;
+
+    /* host CPUs */
+    cpu_set_t process_cpus;         /* affinity at start: unpinned threads */
+    cpu_set_t emulator_cpus;        /* the main thread's after --emulator-pin */
+
+    unsigned steps_done;
+    bool ran;                       /* vCPU threads started: report stats */
+};
+
+int vm_create(const struct config *cfg, struct vm **out);
+/* Run the start-up steps; on failure undo those done and return -errno
+ * (the failing step has logged why). */
+int vm_start(struct vm *vm);
+/* Wait for a stop request or SIGINT/SIGTERM/SIGHUP; then stop the vCPUs. */
+void vm_run(struct vm *vm);
+/* 0 power-off, debug-exit value & 0xff, 2 fatal error, 3 reset, 128+signo. */
+int vm_exit_code(const struct vm *vm);
+/* Undo every step done (joins the vCPU threads first), free vm. */
+void vm_destroy(struct vm *vm);
+
+/* Any thread: ask the VM to stop. The first request wins; later ones are
+ * ignored. Sets immediate_exit on every vCPU and kicks their threads. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int code);
+
+/* The start-up steps, for ARCHITECTURE.md and tests: names in order. */
+unsigned vm_nr_steps(void);
+const char *vm_step_name(unsigned i);
+
+#endif
