@@ -108,7 +108,7 @@ static void print_dev_text(const struct host_ctx *c, const struct host_pci *p, c
         fprintf(c->out, "  <- function of GPU %s", gpu_bdf);
     if (d->boot_vga == 1)
         fprintf(c->out, ", boot VGA");
-    if (host_is_bridge(d) && d->acs != HOST_ACS_UNKNOWN)
+    if (d->class_ok && (d->class_code >> 8) == 0x0604 && d->acs != HOST_ACS_UNKNOWN)
         fprintf(c->out, "  (ACS %s)", acs_name(d->acs));
     fputc('\n', c->out);
 }

@@ -13,9 +13,10 @@
  * By default a whole IOMMU group moves (VFIO needs every device of a group
  * away from host drivers), or, without an IOMMU, the whole slot. Bridges stay
  * where they are (vfio-pci does not take them; pcieport is allowed in a
- * group). Refused unless --force: the device the host's console is on, and
- * devices of the group outside the named device's slot (an ACS-less bridge
- * put them there; they are the host's own NIC or disk).
+ * group). Refused unless --force: the device the host's console is on, a
+ * device whose network interface is up, and devices of the group outside the
+ * named device's slot (an ACS-less bridge put them there; they are the host's
+ * own NIC or disk).
  *
  * The original driver is remembered in /run/minivmm/host-bind/<BDF> (under
  * the root prefix) before anything changes, so unbind restores it even after
@@ -423,6 +424,14 @@ int host_bind(const struct host_ctx *c, const struct host_bind_opts *o, char **b
         if (host_pci_is_console(c, d) && !host_driver_is_vfio(d->driver) && !o->force) {
             fprintf(c->err, "minivmm host: %s drives the host's console (boot VGA or framebuffer): binding it "
                     "to vfio-pci takes the screen away. Pass --force if the host has another console\n", d->bdf);
+            refused = -EPERM;
+            continue;
+        }
+        char ifname[HOST_NAME_LEN];
+        if (!host_driver_is_vfio(d->driver) && host_pci_net_up(c, d, ifname, sizeof(ifname)) && !o->force) {
+            fprintf(c->err, "minivmm host: %s carries network interface %s, which is up: binding it to vfio-pci "
+                    "takes that network away from the host. Take the interface down first, or pass --force\n",
+                    d->bdf, ifname);
             refused = -EPERM;
             continue;
         }

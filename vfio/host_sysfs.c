@@ -725,6 +725,50 @@ bool host_pci_is_console(const struct host_ctx *c, const struct host_pci_dev *d)
     return hit;
 }
 
+static bool net_dir_up(const struct host_ctx *c, const char *dir, char *ifname, size_t cap)
+{
+    char **ifs;
+    size_t n;
+    bool up = false;
+    if (hs_list(c, &ifs, &n, "%s/net", dir))
+        return false;
+    for (size_t i = 0; i < n && !up; i++) {
+        char st[32];
+        if (!host_name_ok(ifs[i]))
+            continue;
+        if (hs_read(c, st, sizeof(st), "%s/net/%s/operstate", dir, ifs[i]) > 0 && !strcmp(st, "up")) {
+            up = true;
+            copy_name(ifname, cap, ifs[i], strlen(ifs[i]));
+        }
+    }
+    hs_list_free(ifs, n);
+    return up;
+}
+
+bool host_pci_net_up(const struct host_ctx *c, const struct host_pci_dev *d, char *ifname, size_t cap)
+{
+    char dir[96];
+    snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s", d->bdf);
+    if (net_dir_up(c, dir, ifname, cap))
+        return true;
+    char **kids;
+    size_t n;
+    bool up = false;
+    if (hs_list(c, &kids, &n, "%s", dir))
+        return false;
+    for (size_t i = 0; i < n && !up; i++) {
+        char sub[160];
+        if (!host_name_ok(kids[i]) || !strcmp(kids[i], "net") || !strcmp(kids[i], "driver") ||
+            !strcmp(kids[i], "subsystem") || !strcmp(kids[i], "iommu_group") || !strcmp(kids[i], "firmware_node"))
+            continue;
+        snprintf(sub, sizeof(sub), "%s/%s", dir, kids[i]);
+        if (hs_is_dir(c, "%s/net", sub))
+            up = net_dir_up(c, sub, ifname, cap);
+    }
+    hs_list_free(kids, n);
+    return up;
+}
+
 void host_driver_module(const struct host_ctx *c, const char *driver, char *buf, size_t cap)
 {
     char mod[HOST_NAME_LEN];

@@ -158,6 +158,9 @@ bool host_driver_group_safe(const char *driver);
 /* The device drives (or the firmware set it up as) the host's console:
  * boot_vga = 1, or a framebuffer's device link points at it. */
 bool host_pci_is_console(const struct host_ctx *c, const struct host_pci_dev *d);
+/* The host is using the device's network: an interface under it (BDF/net/X
+ * or BDF/<child>/net/X, as virtio-net has) is up. Its name goes to ifname. */
+bool host_pci_net_up(const struct host_ctx *c, const struct host_pci_dev *d, char *ifname, size_t cap);
 /* Module that provides a driver (drivers/<d>/module), else the driver name. */
 void host_driver_module(const struct host_ctx *c, const char *driver, char *buf, size_t cap);
 

@@ -1584,6 +1584,22 @@ Test(host, bind_refuses_devices_outside_the_slot_unless_forced, .fini = fini)
     ERR_HAS("0000:21:04.0 is a bridge");
 }
 
+Test(host, bind_refuses_a_nic_whose_interface_is_up, .fini = fini)
+{
+    fx_build(&gpu_clean, 0);
+    fx_write("sys/devices/pci0000:00/0000:00:1f.6/net/eno1/operstate", "up\n");
+    cr_assert_eq(HOST_K("bind", "00:1f.6"), 1);
+    ERR_HAS("0000:00:1f.6 carries network interface eno1, which is up");
+    cr_assert_str_eq(sb_str(&fk.log), "");
+    /* Down: no objection. Under a child device (virtio0/net/X): seen too. */
+    fx_write("sys/devices/pci0000:00/0000:00:1f.6/net/eno1/operstate", "down\n");
+    fx_write("sys/devices/pci0000:00/0000:00:1f.6/virtio0/net/eth0/operstate", "up\n");
+    cr_assert_eq(HOST_K("bind", "00:1f.6"), 1);
+    ERR_HAS("carries network interface eth0, which is up");
+    cr_assert_eq(HOST_K("bind", "--force", "00:1f.6"), 0, "%s", last.err);
+    OUT_HAS("0000:00:1f.6: e1000e -> vfio-pci");
+}
+
 Test(host, bind_dry_run_writes_nothing, .fini = fini)
 {
     fx_build(&gpu_clean, 0);
