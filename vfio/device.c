@@ -391,7 +391,7 @@ static int hot_reset(struct vfio_device *d, struct vfio_device *const *devs, uns
             if (devs[k] && devs[k]->group && devs[k]->group_id == (int)dep->group_id)
                 g = devs[k]->group;
         if (!g) {
-            log_err(COMP, "%s: a bus reset would also reset %04x:%02x:%02x.%x (IOMMU group %u), "
+            log_warn(COMP, "%s: a bus reset would also reset %04x:%02x:%02x.%x (IOMMU group %u), "
                     "which minivmm does not hold; pass it through as well (--device "
                     "vfio,host=%04x:%02x:%02x.%x) or use a slot where the GPU is alone",
                     d->bdf, dep->segment, dep->bus, dep->devfn >> 3, dep->devfn & 7,
@@ -432,8 +432,8 @@ int vfio_device_reset(struct vfio_device *d, struct vfio_device *const *devs, un
     int r2 = hot_reset(d, devs, nr_devs);
     if (r2 == 0)
         return 0;
-    log_err(COMP, "%s: no reset worked (function reset: %s; bus reset: %s); the device keeps "
-            "the state the host or the last guest left it in", d->bdf,
+    log_warn(COMP, "%s: cannot be reset (function reset: %s; bus reset: %s); it keeps the "
+             "state the host or the last guest left it in", d->bdf,
             r1 == -ENOTSUP ? "the kernel has no FLR/PM/device-specific method" : strerror(-r1),
             strerror(-r2));
     return r2;
