@@ -136,9 +136,12 @@ static int sysfs_write(const struct host_ctx *c, bool dry, const char *value, co
     if (dry)
         return 0;
     int r = hs_write(c, value, "%s", rel);
-    if (r < 0)
-        fprintf(c->err, "minivmm host: writing '%s' to %s failed: %s\n", shown ? shown : value, rel, strerror(-r));
-    return r;
+    if (r < 0) {
+        fprintf(c->err, "minivmm host: writing '%s' to %s failed: %s%s\n", shown ? shown : value, rel, strerror(-r),
+                r == -EACCES || r == -EPERM ? " (bind and unbind need root)" : "");
+        return -EIO;   /* the kernel's own errno (ENODEV, EINVAL) must not read as bad usage */
+    }
+    return 0;
 }
 
 static int write_override(const struct host_ctx *c, bool dry, const char *bdf, const char *value)
@@ -261,8 +264,8 @@ static int bind_one(const struct host_ctx *c, bool dry, const struct host_pci_de
         if (dry) {
             fprintf(c->out, "  would record driver=%s in %s/%s\n", d->driver, HOST_BIND_STATE_DIR, d->bdf);
         } else if ((r = state_write(c, d->bdf, &st)) < 0) {
-            fprintf(c->err, "minivmm host: cannot record %s's driver in %s: %s\n", d->bdf, HOST_BIND_STATE_DIR,
-                    strerror(-r));
+            fprintf(c->err, "minivmm host: cannot record %s's driver in %s: %s%s\n", d->bdf, HOST_BIND_STATE_DIR,
+                    strerror(-r), r == -EACCES || r == -EPERM ? " (bind and unbind need root)" : "");
             return r;
         }
     }
