@@ -563,8 +563,12 @@ int vfio_config_read(struct vfio_config *cfg, uint32_t off, unsigned len, uint32
         log_guest_once(COMP, "guest config read at 0x%x, length %u: refused", off, len);
         return -EINVAL;
     }
-    if (off >= cfg->size)
-        return 0;               /* beyond the function's config space */
+    if (off >= cfg->size) {
+        /* A conventional function's extended space is not implemented:
+         * reads 0 (PCIe 5.0 §7.2.2.2), as devices/pci.c does. */
+        *val = 0;
+        return 0;
+    }
 
     uint8_t dev[4] = {0xff, 0xff, 0xff, 0xff};
     bool need_dev = false;

@@ -80,8 +80,9 @@
  * device's resources under the host.
  *
  * A guest access is bounds-checked: length 1, 2 or 4, naturally aligned,
- * wholly inside the visible config space; anything else reads as all ones
- * and is dropped when written. */
+ * inside the 4 KiB; anything else reads as all ones and is dropped when
+ * written. Past a conventional function's 256 bytes reads are 0 and writes
+ * are dropped. */
 #ifndef MINIVMM_VFIO_CONFIG_H
 #define MINIVMM_VFIO_CONFIG_H
 #include <stdbool.h>
