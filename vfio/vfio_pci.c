@@ -16,7 +16,6 @@
 #include "vfio/vfio_pci.h"
 
 #include <errno.h>
-#include <linux/pci_regs.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -906,10 +905,13 @@ int vfio_pci_slot_link(struct vfio_pci *v, unsigned slot, unsigned *speed, unsig
     pthread_mutex_lock(&fn->lock);
     int r = vfio_config_read(&fn->cfg, fn->cfg.pcie_cap + PCI_EXP_LNKSTA, 2, &sta);
     pthread_mutex_unlock(&fn->lock);
-    if (r < 0 || !(sta & PCI_EXP_LNKSTA_CLS) || !(sta & PCI_EXP_LNKSTA_NLW))
+    /* Link Status: current speed in bits 3:0, negotiated width in 9:4
+     * (PCIe 5.0 §7.5.3.8). */
+    unsigned cls = sta & 0xF, nlw = (sta >> 4) & 0x3F;
+    if (r < 0 || !cls || !nlw)
         return -ENOENT;
-    *speed = sta & PCI_EXP_LNKSTA_CLS;
-    *width = (sta & PCI_EXP_LNKSTA_NLW) >> PCI_EXP_LNKSTA_NLW_SHIFT;
+    *speed = cls;
+    *width = nlw;
     return 0;
 }
 
@@ -936,6 +938,38 @@ int vfio_pci_reset(struct vfio_pci *v)
         pthread_mutex_unlock(&v->fns[i]->lock);
     }
     return 0;
+}
+
+struct vfio_pci *vfio_pci_new(const struct vfio_vm *vm, const struct vfio_pci_opts *o)
+{
+    struct vfio_pci *v = calloc(1, sizeof(*v));
+    if (!v)
+        return NULL;
+    v->vm = *vm;
+    v->opts = *o;
+    v->hc = (struct host_ctx){ .root = o->sysfs_root ? o->sysfs_root : "", .out = stderr,
+                               .err = stderr };
+    v->container.fd = -1;
+    v->container.kvm_dev_fd = -1;
+    return v;
+}
+
+struct vfio_pci_fn *vfio_pci_add_opened(struct vfio_pci *v, const struct vfio_device *dev,
+                                        const struct vfio_dev_arg *arg)
+{
+    if (v->nr_fns == VFIO_PCI_MAX_FNS || v->nr_slots == VFIO_PCI_MAX_SLOTS)
+        return NULL;
+    struct vfio_pci_fn *fn = new_fn(v, dev->bdf);
+    if (!fn)
+        return NULL;
+    fn->dev = *dev;
+    fn->dev_open = true;
+    v->fns[v->nr_fns++] = fn;
+    struct vfio_pci_slot *sl = &v->slots[v->nr_slots];
+    fn->slot = v->nr_slots++;
+    fn->guest_fn = 0;
+    sl->fn[sl->nr++] = fn;
+    return build_fn(v, fn, arg, false) < 0 ? NULL : fn;
 }
 
 int vfio_pci_ram_add(struct vfio_pci *v, uint64_t gpa, uint64_t size, void *hva)

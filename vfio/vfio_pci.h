@@ -155,4 +155,12 @@ int vfio_pci_ram_remove(struct vfio_pci *v, uint64_t gpa, uint64_t size);
 /* The pci_device ops of a passed-through function (for tests). */
 extern const struct pci_device_ops vfio_pci_device_ops;
 
+/* For tests: an empty set (no container), and a function over a device
+ * that is already open -- its fd may be a plain file laid out like VFIO
+ * regions -- built as start-up step 7 does, in a guest slot of its own.
+ * The set owns dev->fd afterwards. */
+struct vfio_pci *vfio_pci_new(const struct vfio_vm *vm, const struct vfio_pci_opts *o);
+struct vfio_pci_fn *vfio_pci_add_opened(struct vfio_pci *v, const struct vfio_device *dev,
+                                        const struct vfio_dev_arg *arg);
+
 #endif
