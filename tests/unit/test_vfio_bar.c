@@ -432,3 +432,120 @@ Test(vfio_bar, guest_moves_a_bar_with_decode_on)
     cr_assert_eq(ncalls, 2);
     cr_assert_not(bm[0].mapped || bm[2].mapped);
 }
+
+/* --- VFIO region info capability chains (vfio/device.c), as the kernel
+ * lays them out after struct vfio_region_info. */
+#include "vfio/device.h"
+
+struct caps_buf {
+    struct vfio_region_info info;
+    uint8_t rest[256];
+} __attribute__((packed));
+
+/* A sparse-mmap capability at `at` claiming nr areas, of which the first
+ * ncopy are written from areas. */
+static size_t add_sparse_n(struct caps_buf *b, uint32_t at, uint32_t next, uint32_t nr,
+                           const struct vfio_region_sparse_mmap_area *areas, uint32_t ncopy)
+{
+    struct vfio_region_info_cap_sparse_mmap sm = {
+        .header = { .id = VFIO_REGION_INFO_CAP_SPARSE_MMAP, .version = 1, .next = next },
+        .nr_areas = nr,
+    };
+    uint8_t *p = (uint8_t *)b + at;
+    memcpy(p, &sm, sizeof(sm));
+    memcpy(p + sizeof(sm), areas, ncopy * sizeof(*areas));
+    return at + sizeof(sm) + nr * sizeof(*areas);
+}
+
+static size_t add_sparse(struct caps_buf *b, uint32_t at, uint32_t next, uint32_t nr,
+                         const struct vfio_region_sparse_mmap_area *areas)
+{
+    return add_sparse_n(b, at, next, nr, areas, nr);
+}
+
+static void add_msix_mappable(struct caps_buf *b, uint32_t at, uint32_t next)
+{
+    struct vfio_info_cap_header h = { .id = VFIO_REGION_INFO_CAP_MSIX_MAPPABLE, .version = 1,
+                                      .next = next };
+    memcpy((uint8_t *)b + at, &h, sizeof(h));
+}
+
+Test(vfio_bar, region_caps_sparse_and_msix_mappable)
+{
+    struct caps_buf b;
+    memset(&b, 0, sizeof(b));
+    const struct vfio_region_sparse_mmap_area areas[2] = { { 0, 0x2000 }, { 0x3000, 0xd000 } };
+    uint32_t first = sizeof(b.info);
+    size_t end = add_sparse(&b, first, 0, 2, areas);
+    add_msix_mappable(&b, (uint32_t)end, 0);
+    /* link the sparse cap to the MSI-X one */
+    struct vfio_info_cap_header h;
+    memcpy(&h, (uint8_t *)&b + first, sizeof(h));
+    h.next = (uint32_t)end;
+    memcpy((uint8_t *)&b + first, &h, sizeof(h));
+    b.info = (struct vfio_region_info){ .argsz = (uint32_t)(end + sizeof(h)),
+                                        .flags = VFIO_REGION_INFO_FLAG_CAPS, .cap_offset = first };
+    struct vfio_region r = { 0 };
+    cr_assert_eq(vfio_region_parse_caps(&b, sizeof(b), &r), 0);
+    cr_assert(r.sparse);
+    cr_assert_eq(r.nr_areas, 2);
+    cr_assert_eq(r.areas[1].off, 0x3000);
+    cr_assert_eq(r.areas[1].len, 0xd000);
+    cr_assert(r.msix_mappable);
+}
+
+Test(vfio_bar, region_caps_malformed)
+{
+    struct caps_buf b;
+    memset(&b, 0, sizeof(b));
+    uint32_t first = sizeof(b.info);
+    const struct vfio_region_sparse_mmap_area a = { 0, 0x1000 };
+    struct vfio_region r;
+    /* more areas than the buffer holds */
+    add_sparse_n(&b, first, 0, 1000, &a, 1);
+    b.info = (struct vfio_region_info){ .argsz = sizeof(b), .flags = VFIO_REGION_INFO_FLAG_CAPS,
+                                        .cap_offset = first };
+    memset(&r, 0, sizeof(r));
+    cr_assert_eq(vfio_region_parse_caps(&b, sizeof(b), &r), -EINVAL);
+    /* a chain that points back to itself */
+    add_sparse(&b, first, first, 1, &a);
+    memset(&r, 0, sizeof(r));
+    cr_assert_eq(vfio_region_parse_caps(&b, sizeof(b), &r), -EINVAL);
+    cr_assert_eq(r.nr_areas, 1, "what was read before the loop stays");
+    /* a cap offset past the end, or inside the fixed part */
+    b.info.cap_offset = sizeof(b) - 2;
+    cr_assert_eq(vfio_region_parse_caps(&b, sizeof(b), &r), -EINVAL);
+    b.info.cap_offset = 4;
+    cr_assert_eq(vfio_region_parse_caps(&b, sizeof(b), &r), -EINVAL);
+    /* argsz shorter than the buffer bounds the walk */
+    add_sparse(&b, first, 0, 1, &a);
+    b.info.cap_offset = first;
+    b.info.argsz = first + 4;
+    cr_assert_eq(vfio_region_parse_caps(&b, sizeof(b), &r), -EINVAL);
+    /* no caps flag: nothing parsed */
+    b.info.flags = 0;
+    memset(&r, 0, sizeof(r));
+    cr_assert_eq(vfio_region_parse_caps(&b, sizeof(b), &r), 0);
+    cr_assert_not(r.sparse);
+    cr_assert_eq(vfio_region_parse_caps(&b, 8, &r), -EINVAL, "shorter than the fixed part");
+}
+
+Test(vfio_bar, region_caps_many_areas_truncated)
+{
+    static struct {
+        struct vfio_region_info info;
+        uint8_t rest[16 + 40 * 16];
+    } __attribute__((packed)) big;
+    memset(&big, 0, sizeof(big));
+    struct vfio_region_sparse_mmap_area areas[40];
+    for (unsigned i = 0; i < 40; i++)
+        areas[i] = (struct vfio_region_sparse_mmap_area){ i * 0x2000ull, 0x1000 };
+    uint32_t first = sizeof(big.info);
+    add_sparse((struct caps_buf *)&big, first, 0, 40, areas);
+    big.info = (struct vfio_region_info){ .argsz = sizeof(big), .flags = VFIO_REGION_INFO_FLAG_CAPS,
+                                          .cap_offset = first };
+    struct vfio_region r = { 0 };
+    cr_assert_eq(vfio_region_parse_caps(&big, sizeof(big), &r), 0);
+    cr_assert_eq(r.nr_areas, VFIO_BAR_MAX_AREAS);
+    cr_assert(r.areas_truncated, "the rest stays trapped");
+}
