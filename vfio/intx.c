@@ -39,6 +39,12 @@ int vfio_intx_enable(struct vfio_intx *x, struct vfio_device *d, struct irq_tabl
 {
     if (x->on)
         return 0;
+    /* Counts left from before (MSI in between, a reset) are stale. */
+    uint64_t n;
+    if (read(x->trigger_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        log_debug(COMP, "%s: draining the INTx eventfd: %s", d->bdf, strerror(errno));
+    if (read(x->resample_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        log_debug(COMP, "%s: draining the INTx resample eventfd: %s", d->bdf, strerror(errno));
     int32_t fd = x->trigger_fd;
     /* Device side first: vfio-pci masks INTx at each interrupt and signals
      * the trigger eventfd (VFIO_IRQ_INFO_AUTOMASKED). */

@@ -89,6 +89,15 @@ static bool msix_arrays(struct vfio_pci_fn *fn)
     return true;
 }
 
+/* Forget what an eventfd counted before (a previous enable, a reset):
+ * without this the first unmask would deliver a stale interrupt. */
+static void drain_efd(int fd)
+{
+    uint64_t n;
+    if (fd >= 0 && read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        log_debug(COMP, "draining eventfd %d: %s", fd, strerror(errno));
+}
+
 static int irq_enable(void *opaque, enum vfio_irq_kind k, unsigned nr)
 {
     struct vfio_pci_fn *fn = opaque;
@@ -103,6 +112,8 @@ static int irq_enable(void *opaque, enum vfio_irq_kind k, unsigned nr)
         int *e = vec_efd(fn, k, v);
         if (*e < 0)
             *e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        else
+            drain_efd(*e);
         if (*e < 0) {
             int err = errno;
             free(fds);
