@@ -243,3 +243,149 @@ Test(q35, bad_lowmem_refused)
     struct q35_mch_config mc = { .lowmem = 0x80000800ULL };
     cr_assert_eq(q35_mch_init(&m2, &pb, &mc), -EINVAL);
 }
+
+/* ---- the whole platform (devices/q35.h) ---- */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "devices/q35.h"
+#include "devices/sysctl.h"
+#include "vmm/gm.h"
+
+static void q35p_write_file(const char *path, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < len; i++)
+        fputc(0x5A, f);
+    fclose(f);
+}
+
+Test(q35_platform, firmware_platform_end_to_end)
+{
+    struct fake_env f;
+    struct gm g;
+    struct sysctl *sc;
+    struct q35 *q;
+    char d[] = "/tmp/minivmm-q35-XXXXXX", cp[PATH_MAX], vp[PATH_MAX];
+
+    fake_env_init(&f);
+    struct gm_config gc = { .size = 16u << 20, .lock = false };
+    cr_assert_eq(gm_init(&g, &gc), 0);
+    f.env.gm = &g;
+    cr_assert_not_null(mkdtemp(d));
+    snprintf(cp, sizeof(cp), "%s/CODE.fd", d);
+    snprintf(vp, sizeof(vp), "%s/vm.vars", d);
+    q35p_write_file(cp, 8192);
+    q35p_write_file(vp, 8192);
+    cr_assert_eq(sysctl_create(&f.env, &sc), 0);
+    size_t nr_pio = f.pio.nr, nr_mmio = f.mmio.nr;
+
+    uint32_t ids[2] = { 0, 1 };
+    struct acpi_config ac = { .nr_cpus = 2, .apic_ids = ids, .ioapic_addr = 0xFEC00000,
+                              .lapic_addr = 0xFEE00000, .pm_base = ACPI_PM_BASE,
+                              .sci_gsi = ACPI_PM_SCI_GSI };
+    struct q35_config c = { .nr_cpus = 2, .nr_root_ports = 2, .firmware = true,
+                            .pflash = { .code_path = cp, .vars_path = vp }, .acpi = &ac };
+    cr_assert_eq(q35_create(&f.env, &c, &q), 0);
+
+    /* PCI: MCH, root ports, LPC; reset control still at 0xCF9 */
+    pio_out(&f, 0xCF8, 0x80000000u, 4);
+    cr_assert_eq(pio_in(&f, 0xCFC, 4), 0x29C08086u);
+    pio_out(&f, 0xCF8, 0x80000000u | 2u << 11, 4);
+    cr_assert_eq(pio_in(&f, 0xCFC, 4), 0x000C1B36u);
+    pio_out(&f, 0xCF8, 0x80000000u | 3u << 11, 4);
+    cr_assert_eq(pio_in(&f, 0xCFC, 4), 0x000C1B36u);
+    pio_out(&f, 0xCF8, 0x80000000u | 4u << 11, 4);
+    cr_assert_eq(pio_in(&f, 0xCFC, 4), 0xFFFFFFFFu);
+    pio_out(&f, 0xCF8, 0x80000000u | 0x1Fu << 11, 4);
+    cr_assert_eq(pio_in(&f, 0xCFC, 4), 0x29188086u);
+    outb_(&f, 0xCF9, 0x06);
+    cr_assert_eq(f.stop_reason, VM_STOP_RESET);
+    /* no ECAM and no PM block until firmware programs them */
+    cr_assert_null(bus_find(&f.mmio, Q35_ECAM_DEFAULT_BASE, 4));
+    cr_assert_null(bus_find(&f.pio, ACPI_PM_BASE, 4));
+    /* RTC, fw_cfg, flash */
+    outb_(&f, 0x70, 0x0D);
+    cr_assert_eq(inb_(&f, 0x71), 0x80);
+    pio_out(&f, 0x510, 0, 2);
+    cr_assert_eq(inb_(&f, 0x511), 'Q');
+    cr_assert_not_null(bus_find(&f.mmio, GM_4G - 1, 1));
+
+    /* OVMF moves ECAM to 0xE0000000; the MCFG it then downloads says so */
+    pio_out(&f, 0xCF8, 0x80000000u | 0x60, 4);
+    pio_out(&f, 0xCFC, 0xE0000001u, 4);
+    cr_assert_not_null(bus_find(&f.mmio, 0xE0000000ULL, 4));
+    int key = fw_cfg_file_key(q->fw_cfg, "etc/acpi/tables");
+    cr_assert_geq(key, 0x20);
+    pio_out(&f, 0x510, (uint32_t)key, 2);
+    uint8_t *t = malloc(8192);
+    size_t n = 0;
+    for (; n < 8192; n++)
+        t[n] = inb_(&f, 0x511);
+    bool found = false;
+    for (size_t i = 0; i + 60 <= n; i += 4) {
+        if (memcmp(t + i, "MCFG", 4) == 0) {
+            uint64_t b;
+            memcpy(&b, t + i + 44, 8);
+            cr_assert_eq(b, 0xE0000000ULL);
+            found = true;
+        }
+    }
+    cr_assert(found, "MCFG in etc/acpi/tables");
+    free(t);
+
+    /* INTx rule */
+    cr_assert_eq(q35_intx_gsi(q35_root_port(q, 0), 1), 20 + (2 + 0) % 4);
+    cr_assert_null(q35_root_port(q, 2));
+    struct pci_device ep;
+    ep.ops = NULL;
+    pci_device_init(&ep, "ep", 1, 2, 0, 0, 0, PCI_CFG_SIZE);
+    cr_assert_eq(pci_bus_add(q35_pci_bus(q), q35_root_port(q, 1), 0, &ep), 0);
+    cr_assert_eq(q35_intx_gsi(&ep, 2), 20 + (3 + 1) % 4);
+    cr_assert_eq(q35_intx_gsi(&ep, 0), -EINVAL);
+    pci_bus_remove(q35_pci_bus(q), &ep);
+
+    q35_destroy(q);
+    cr_assert_eq(f.pio.nr, nr_pio, "every port range released, 0xCF9 given back");
+    cr_assert_eq(f.mmio.nr, nr_mmio);
+    cr_assert_not_null(bus_find(&f.pio, 0xCF9, 1));
+    sysctl_destroy(sc);
+    unlink(cp);
+    unlink(vp);
+    rmdir(d);
+    gm_fini(&g);
+    fake_env_fini(&f);
+}
+
+Test(q35_platform, direct_boot_presets_and_failure_undo)
+{
+    struct fake_env f;
+    struct gm g;
+    struct q35 *q;
+    fake_env_init(&f);
+    struct gm_config gc = { .size = 16u << 20, .lock = false };
+    cr_assert_eq(gm_init(&g, &gc), 0);
+    f.env.gm = &g;
+    struct q35_config c = { .nr_cpus = 1, .nr_root_ports = 1 };
+    cr_assert_eq(q35_create(&f.env, &c, &q), 0);
+    cr_assert_not_null(bus_find(&f.mmio, Q35_ECAM_DEFAULT_BASE, 4));
+    cr_assert_not_null(bus_find(&f.pio, ACPI_PM_BASE + 8, 4));
+    cr_assert_null(bus_find(&f.mmio, GM_4G - 1, 1), "no flash without firmware");
+    q35_destroy(q);
+    cr_assert_eq(f.pio.nr, 0);
+    cr_assert_eq(f.mmio.nr, 0);
+    /* firmware missing: clear error, everything undone */
+    struct q35_config c2 = { .nr_cpus = 1, .firmware = true,
+                             .pflash = { .code_path = "/nonexistent/CODE.fd",
+                                         .vars_path = "/nonexistent/vm.vars" } };
+    cr_assert_eq(q35_create(&f.env, &c2, &q), -ENOENT);
+    cr_assert_eq(f.pio.nr, 0);
+    cr_assert_eq(f.mmio.nr, 0);
+    struct q35_config c3 = { .nr_cpus = 1, .nr_root_ports = 9 };
+    cr_assert_eq(q35_create(&f.env, &c3, &q), -EINVAL);
+    gm_fini(&g);
+    fake_env_fini(&f);
+}
