@@ -25,7 +25,7 @@
 #define CONFIG_MAX_MEMORY (16 * TiB)
 #define CONFIG_MAX_APIC_ID 254        /* xAPIC IDs; 0xFF is the broadcast ID */
 
-static const char config_usage_text[] =
+static const char config_usage_head[] =
     "usage: minivmm [flags]          run a VM\n"
     "       minivmm host ...         host set-up helpers (see minivmm host --help)\n"
     "\n"
@@ -48,7 +48,9 @@ static const char config_usage_text[] =
     "  --serial stdio|file:PATH|none   where COM1 goes (default stdio)\n"
     "measurement:\n"
     "  --stats                  print exit counts and handling times at exit (stderr)\n"
-    "  --stats-json FILE        write the same as JSON to FILE\n"
+    "  --stats-json FILE        write the same as JSON to FILE\n";
+
+static const char config_usage_tail[] =
     "other:\n"
     "  -v, --verbose            more messages (repeatable)\n"
     "  -q, --quiet              errors and warnings only\n"
@@ -60,7 +62,12 @@ static const char config_usage_text[] =
 
 const char *config_usage(void)
 {
-    return config_usage_text;
+    static char text[sizeof(config_usage_head) + sizeof(config_usage_tail) + 2048];
+
+    if (!text[0])
+        snprintf(text, sizeof(text), "%s%s%s", config_usage_head, vfio_args_usage,
+                 config_usage_tail);
+    return text;
 }
 
 static int fail(char *err, unsigned errlen, const char *fmt, ...)
@@ -366,9 +373,29 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
                 break;
             }
         }
-        if (!o)
+        if (!o) {
+            /* Passthrough flags belong to vfio/vfio_args.c. */
+            bool takes_value = false;
+            if (arg[1] == '-' && vfio_args_flag(arg, namelen, &takes_value)) {
+                if (takes_value && !eq) {
+                    if (i + 1 >= argc)
+                        return fail(err, errlen, "%.*s: needs a value; see minivmm --help",
+                                    (int)namelen, arg);
+                    val = argv[++i];
+                } else if (takes_value) {
+                    val = eq + 1;
+                } else if (eq) {
+                    return fail(err, errlen, "%s: takes no value; give just %.*s", arg,
+                                (int)namelen, arg);
+                }
+                e = vfio_args_apply(&cfg->vfio, arg, namelen, val, err, errlen);
+                if (e)
+                    return e;
+                continue;
+            }
             return fail(err, errlen, "%.*s: unknown flag; see minivmm --help for the flags",
                         (int)namelen, arg);
+        }
         if (o->has_arg) {
             if (eq)
                 val = eq + 1;
@@ -508,6 +535,9 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
     if (cfg->hugepage_size && cfg->mem_size % cfg->hugepage_size)
         return fail(err, errlen, "--memory %s: not a whole number of --hugepages %s pages; round "
                     "--memory to a multiple of %s", mem_arg, hp_arg, hp_arg);
+    e = vfio_args_finish(&cfg->vfio, err, errlen);
+    if (e)
+        return e;
     if (cfg->initrd && !cfg->kernel)
         return fail(err, errlen, "--initrd %s: an initrd needs a kernel; add --kernel bzImage",
                     cfg->initrd);

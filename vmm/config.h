@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vfio/vfio_args.h"
+
 #define CONFIG_MAX_CPUS 64
 
 struct config {
@@ -34,6 +36,10 @@ struct config {
     bool stats;                 /* --stats: exit counts and times at exit */
     const char *stats_json;     /* --stats-json FILE */
 
+    /* passthrough: --gpu, --device vfio,..., --rom, --hide-hypervisor,
+     * --bind, parsed by vfio/vfio_args.c */
+    struct vfio_args vfio;
+
     int verbosity;              /* -v: +1, -q: -1 */
 };
 
@@ -45,7 +51,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
  * or a plain number, which counts MiB ("1024" = 1 GiB) -> bytes. -EINVAL on
  * garbage or overflow. */
 int config_parse_size(const char *s, uint64_t *out);
-/* The --help text. */
+/* The --help text (built on first use; not thread-safe). */
 const char *config_usage(void);
 
 #endif

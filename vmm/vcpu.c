@@ -27,6 +27,7 @@
 
 #include "arch/x86/cpuid.h"
 #include "arch/x86/regs.h"
+#include "vfio/quirks.h"
 #include "vmm/bus.h"
 #include "vmm/log.h"
 #include "vmm/stats.h"
@@ -331,6 +332,8 @@ static int vcpu_set_cpuid(struct vcpu *v, const struct kvm_cpuid2 *supported)
         log_err("vcpu", "vcpu%u: cannot build its CPUID: %s", v->index, strerror(-err));
         goto out;
     }
+    if (vm->cfg->vfio.hide_hypervisor)
+        vfio_cpuid_hide_hypervisor(c);
     /* KVM emulates the TSC-deadline timer but does not report it in
      * KVM_GET_SUPPORTED_CPUID (KVM API, KVM_CAP_TSC_DEADLINE_TIMER). */
     if (vm->tsc_deadline)

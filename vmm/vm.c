@@ -179,6 +179,11 @@ static int step_boot_source(struct vm *vm)
                 "(--kernel FILE); booting firmware arrives with --firmware in the q35 work");
         return -EINVAL;
     }
+    if (vm->cfg->vfio.nr) {
+        log_err("vm", "--gpu/--device: passthrough is not wired into the VM yet (it needs the "
+                "q35 PCIe platform); run without them for now");
+        return -ENOTSUP;
+    }
     return 0;
 }
 
@@ -328,31 +333,20 @@ static int step_vm(struct vm *vm)
         log_err("kvm", "KVM_CREATE_VM: %s", strerror(errno));
         return err;
     }
-    return 0;
+    int err = memslots_init(&vm->memslots, vm->vm_fd);
+    if (err) {
+        close(vm->vm_fd);
+        vm->vm_fd = -1;
+    }
+    return err;
 }
 
 static void undo_vm(struct vm *vm)
 {
+    memslots_fini(&vm->memslots);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);
     vm->vm_fd = -1;
-}
-
-static int set_memslot(struct vm *vm, unsigned slot, const struct gm_region *r, bool remove)
-{
-    struct kvm_userspace_memory_region m = {
-        .slot = slot,
-        .guest_phys_addr = r->gpa,
-        .memory_size = remove ? 0 : r->size,
-        .userspace_addr = (uintptr_t)r->hva,
-    };
-    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0) {
-        int err = -errno;
-        log_err("memory", "KVM_SET_USER_MEMORY_REGION slot %u [0x%" PRIx64 ", +0x%" PRIx64 "): %s",
-                slot, r->gpa, r->size, strerror(errno));
-        return err;
-    }
-    return 0;
 }
 
 static int step_memory(struct vm *vm)
@@ -367,13 +361,17 @@ static int step_memory(struct vm *vm)
     if (err)
         return err;
     for (unsigned i = 0; i < vm->gm.nr_regions; i++) {
-        err = set_memslot(vm, i, &vm->gm.regions[i], false);
-        if (err) {
+        const struct gm_region *r = &vm->gm.regions[i];
+        int slot = memslot_add(&vm->memslots, r->gpa, r->size, r->hva, 0);
+        if (slot < 0) {
+            log_err("memory", "cannot give guest RAM [0x%" PRIx64 ", +0x%" PRIx64 ") to KVM "
+                    "(KVM_SET_USER_MEMORY_REGION): %s", r->gpa, r->size, strerror(-slot));
             while (i--)
-                set_memslot(vm, i, &vm->gm.regions[i], true);
+                memslot_remove(&vm->memslots, vm->ram_slots[i]);
             gm_fini(&vm->gm);
-            return err;
+            return slot;
         }
+        vm->ram_slots[i] = slot;
     }
     return 0;
 }
@@ -381,7 +379,7 @@ static int step_memory(struct vm *vm)
 static void undo_memory(struct vm *vm)
 {
     for (unsigned i = vm->gm.nr_regions; i--;)
-        set_memslot(vm, i, &vm->gm.regions[i], true);
+        memslot_remove(&vm->memslots, vm->ram_slots[i]);
     gm_fini(&vm->gm);
 }
 

@@ -23,6 +23,7 @@
 #include "vmm/dev_env.h"
 #include "vmm/gm.h"
 #include "vmm/irq.h"
+#include "vmm/memslot.h"
 #include "vmm/stats.h"
 #include "vmm/vcpu.h"
 
@@ -51,7 +52,9 @@ struct vm {
     unsigned max_irq_routes;        /* KVM_CAP_IRQ_ROUTING */
     bool tsc_deadline;              /* KVM_CAP_TSC_DEADLINE_TIMER */
 
+    struct memslots memslots;       /* every KVM memory slot: RAM, later BARs */
     struct gm gm;
+    int ram_slots[GM_MAX_REGIONS];
     struct irq_table irq;
     struct bus pio, mmio;
     struct dev_env env;

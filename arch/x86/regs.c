@@ -8,7 +8,7 @@
  * always-one bit); RSI = boot_params; RIP = startup_64.
  *
  * Control registers (Intel SDM vol. 3A §2.5, §9.8.5 "Initializing IA-32e
- * Mode"): CR0.PE|PG (plus ET, NE as a real CPU keeps them), CR4.PAE, EFER.LME
+ * Mode"): CR0 = PE|PG|ET|NE (caches on: CD and NW clear), CR4 = PAE, EFER = LME
  * and LMA (KVM_SET_SREGS sets EFER directly, so LMA is given, not derived),
  * CR3 = the loader's PML4. Everything else starts from the state KVM gives a
  * freshly created vCPU (KVM_GET_SREGS), which keeps a valid TR and LDTR:
@@ -69,10 +69,12 @@ int regs_apply_boot_state(int vcpu_fd, const struct x86_boot_state *st)
     sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
     sregs.gdt.base = st->gdt_base;
     sregs.gdt.limit = st->gdt_limit;
-    sregs.cr0 |= X86_CR0_PE | X86_CR0_PG | X86_CR0_ET | X86_CR0_NE;
+    /* Set, not OR-ed into the reset value: reset CR0 has CD and NW set
+     * (caches off), which must not survive into the kernel. */
+    sregs.cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_ET | X86_CR0_NE;
     sregs.cr3 = st->cr3;
-    sregs.cr4 |= X86_CR4_PAE;
-    sregs.efer |= X86_EFER_LME | X86_EFER_LMA;
+    sregs.cr4 = X86_CR4_PAE;
+    sregs.efer = X86_EFER_LME | X86_EFER_LMA;
     if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0) {
         int err = -errno;
         log_err("regs", "KVM_SET_SREGS for the 64-bit entry: %s", strerror(errno));

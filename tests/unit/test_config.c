@@ -292,3 +292,22 @@ Test(config, unknown_and_stray)
     expect_error(parse("--", "x", NULL), "unexpected argument");
     expect_error(parse("--stats=yes", NULL), "--stats=yes", "takes no value");
 }
+
+Test(config, passthrough_flags_forwarded)
+{
+    cr_assert_eq(parse("--gpu", "01:00.0", "--hide-hypervisor", "--memory", "1G", NULL), 0, "%s", err);
+    cr_assert_eq(cfg.vfio.nr, 1);
+    cr_assert_str_eq(cfg.vfio.dev[0].host, "0000:01:00.0");
+    cr_assert(cfg.vfio.hide_hypervisor);
+    cr_assert_eq(cfg.mem_size, GiB, "own flags still parsed around them");
+    cr_assert_eq(parse("--device=vfio,host=02:00.1", NULL), 0, "%s", err);
+    cr_assert_eq(cfg.vfio.nr, 1);
+    expect_error(parse("--gpu", "zz", NULL), "--gpu", "not a PCI address");
+    expect_error(parse("--gpu", NULL), "--gpu", "needs a value");
+    expect_error(parse("--bind", NULL), "--bind", "no device to bind");
+    expect_error(parse("--hide-hypervisor=1", NULL), "--hide-hypervisor=1", "takes no value");
+    cr_assert(strstr(config_usage(), "--gpu BDF"), "usage lists the passthrough flags");
+    cr_assert(strstr(config_usage(), "exit status"));
+    cr_assert_eq(parse(NULL), 0);
+    cr_assert_eq(cfg.vfio.nr, 0, "reset between parses");
+}
