@@ -23,6 +23,7 @@
  *                              EBX = cores * threads
  *               subleaf 2      invalid level (ends the list); EDX = x2APIC ID
  *                              in all three (SDM vol. 2A, CPUID leaf 0BH/1FH)
+ *   0x8000001D  EAX[25:14]     (AMD caches) sharing, as leaf 4
  *   0x80000008  ECX[7:0] NC    logical CPUs per package - 1
  *               ECX[15:12]     ApicIdSize = core+thread bits (AMD APM vol. 3,
  *                              CPUID Fn8000_0008)
@@ -149,6 +150,16 @@ int cpuid_fixup(struct kvm_cpuid2 *c, unsigned max_nent, const struct cpu_topolo
             e->eax &= 0x3fffu;
             e->eax |= ((1u << cb) - 1) << 26;
             e->eax |= (sharing & 0xfffu) << 14;
+            break;
+        }
+        case 0x8000001d: {
+            /* AMD cache topology (APM vol. 3, Fn8000_001D): EAX[25:14]
+             * NumSharingCache - 1, as leaf 4's field. */
+            unsigned type = e->eax & 0x1f, level = (e->eax >> 5) & 0x7;
+            if (type == 0)
+                break;
+            uint32_t sharing = level <= 2 ? (1u << tb) - 1 : pkg_ids - 1;
+            e->eax = (e->eax & ~(0xfffu << 14)) | (sharing & 0xfffu) << 14;
             break;
         }
         case 0x80000008:

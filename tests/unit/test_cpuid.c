@@ -56,6 +56,9 @@ static struct kvm_cpuid2 *host_like(bool with_1f)
     }
     add(c, 0x80000000, 0, 0x80000021, 0, 0, 0);
     add(c, 0x80000008, 0, 0x3030, 0, 0x0000700f | (1u << 16), 0);
+    add(c, 0x8000001d, 0, 0x00004121, 0, 0, 0);   /* L1d, shared by 2 on the host */
+    add(c, 0x8000001d, 1, 0x0003c163, 0, 0, 0);   /* L3, shared by 16 on the host */
+    add(c, 0x8000001d, 2, 0, 0, 0, 0);
     add(c, 0x8000001e, 0, 0, 0, 0, 0);
     return c;
 }
@@ -214,6 +217,11 @@ Test(cpuid, sockets_cores_threads)
         cr_assert_eq((l1->eax >> 14) & 0xfff, 1, "L1 shared by 2 threads");
         cr_assert_eq((l2->eax >> 14) & 0xfff, 1, "L2 shared by 2 threads");
         cr_assert_eq((l3->eax >> 14) & 0xfff, 7, "L3 by the package's 8 IDs");
+        const struct kvm_cpuid_entry2 *d1 = find(c, 0x8000001d, 0), *d3 = find(c, 0x8000001d, 1);
+        cr_assert_eq((d1->eax >> 14) & 0xfff, 1, "AMD L1 shared by a core's 2 threads");
+        cr_assert_eq((d3->eax >> 14) & 0xfff, 7, "AMD L3 by the package");
+        cr_assert_eq(d3->eax & 0x3fff, 0x0163, "type and level kept");
+        cr_assert_eq(find(c, 0x8000001d, 2)->eax, 0);
         const struct kvm_cpuid_entry2 *a = find(c, 0x80000008, 0), *x = find(c, 0x8000001e, 0);
         cr_assert_eq(a->ecx & 0xff, 5, "6 logical CPUs per package");
         cr_assert_eq((a->ecx >> 12) & 0xf, 3);
