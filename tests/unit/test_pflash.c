@@ -204,7 +204,7 @@ Test(pflash, writes_past_the_end_are_dropped)
     cr_assert_eq(rd(CODE_GPA), 0xC0);
 }
 
-Test(pflash, missing_and_bad_images, .init = NULL, .fini = NULL)
+Test(pflash_files, missing_and_bad_images)
 {
     struct fake_env f;
     struct pflash *p = NULL;
@@ -230,7 +230,7 @@ Test(pflash, missing_and_bad_images, .init = NULL, .fini = NULL)
     fake_env_fini(&f);
 }
 
-Test(pflash, default_vars_path, .init = NULL, .fini = NULL)
+Test(pflash_files, default_vars_path)
 {
     char p[256];
     setenv("XDG_STATE_HOME", "/var/tmp/st", 1);

@@ -224,8 +224,9 @@ Test(q35, pirq_and_rcba)
     cr_assert_eq(rd(0x1F, ICH9_RCBA, 4), 0xFFFFC001u);
 }
 
-Test(q35, presets_for_direct_boot, .init = NULL)
+Test(q35, presets_for_direct_boot)
 {
+    q35_teardown();             /* replace the suite's platform with a preset one */
     q35_setup_with(true);
     uint16_t base;
     uint64_t eb, es;

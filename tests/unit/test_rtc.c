@@ -132,7 +132,7 @@ Test(rtc, memory_size_bytes)
     unsigned sum = 0;
     for (unsigned i = 0x10; i <= 0x2D; i++)
         sum += cmos((uint8_t)i);
-    cr_assert_eq(cmos(0x2E) << 8 | cmos(0x2F), sum);
+    cr_assert_eq((unsigned)(cmos(0x2E) << 8 | cmos(0x2F)), sum);
 }
 
 Test(rtc, small_memory_and_nmi_bit)
