@@ -28,13 +28,13 @@
 #include "vmm/vcpu.h"
 
 /* Where KVM keeps its real-mode helpers on VMX hosts (KVM API 4.44, 4.67):
- * three pages for the TSS and one for the EPT identity map, just below the
- * top of the 32-bit space, clear of RAM (lowmem <= 0xB0000000), the IOAPIC
- * (0xFEC00000) and the LAPIC (0xFEE00000). NOTE: a 4 MiB firmware flash at
- * 0xFFC00000 would cover them; the q35/OVMF work must move them below the
- * flash (QEMU uses 0xFEFFC000/0xFEFFD000). */
-#define VM_TSS_ADDR          0xfffbd000ULL
-#define VM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+ * one page for the EPT identity map and three for the TSS, at
+ * 0xFEFFC000-0xFEFFFFFF: below the firmware flash (a 4 MiB OVMF sits at
+ * 0xFFC00000-0xFFFFFFFF), above the IOAPIC (0xFEC00000) and the LAPIC
+ * (0xFEE00000), clear of RAM (lowmem <= 0xB0000000). QEMU uses the same
+ * pages, so OVMF already expects them reserved. */
+#define VM_TSS_ADDR          0xfeffd000ULL
+#define VM_IDENTITY_MAP_ADDR 0xfeffc000ULL
 #define VM_IOAPIC_ADDR       0xfec00000ULL
 #define VM_LAPIC_ADDR        0xfee00000ULL
 
