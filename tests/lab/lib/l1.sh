@@ -41,6 +41,14 @@ bind_vfio() {
     fail "$bdf: /dev/vfio/$grp did not appear after binding to vfio-pci (driver: $(driver_of "$bdf"))"
 }
 
+# bind_vfio_id VENDOR:DEVICE: bind the first such device to vfio-pci; prints its BDF
+bind_vfio_id() {
+    local bdf
+    bdf=$(bdf_of "$1") || fail "no PCI device $1 in L1"
+    bind_vfio "$bdf" >&2
+    echo "$bdf"
+}
+
 # wait_for FILE REGEX SECONDS [PID]: 0 when a line matches; 1 on timeout or
 # when PID (the guest's VMM) exited first.
 wait_for() {
