@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot/acpi_loader.h"
 #include "boot/aml.h"
 #include "devices/acpi_pm.h"
 #include "devices/uart.h"
@@ -161,6 +162,74 @@ static void acpi_gas(uint8_t *p, uint8_t space, uint8_t bit_width, uint8_t acces
     put64(p + 4, addr);
 }
 
+#define PCI_ECAM_SIZE      0x10000000ULL   /* 256 buses x 1 MiB (PCIe 6.0 §7.2.2) */
+#define PCI_MMIO32_END     0xFEBFFFFFULL   /* below the IOAPIC */
+#define PCI_PRT_SLOTS      32
+#define PCI_PIRQ_GSI_FIRST 20              /* PIRQ E: q35_intx_gsi (devices/q35.h) */
+
+/* \_SB.PCI0: the q35 host bridge (PCI Firmware Specification 3.2 §4.1,
+ * ACPI 6.4 §6.1/§6.2/§6.2.13). _HID PNP0A08 (PCI Express) with _CID PNP0A03
+ * so older OSes still see a PCI root; _CRS lists what the bridge forwards:
+ * every bus, the 0xCF8 config ports it consumes, the I/O space around them,
+ * the 32-bit hole above RAM without the ECAM window, and the 64-bit window
+ * OVMF puts large BARs in. _PRT: devices/q35.h's INTx rule, GSIs straight
+ * (source 0: no link devices, the IOAPIC pins are fixed). */
+static void acpi_dsdt_pci0(const struct acpi_config *cfg, struct aml *a)
+{
+    static uint8_t rtbuf[160];
+    struct aml rt;
+    uint64_t lo = cfg->pci_mmio32_base, ecam = cfg->ecam_base;
+
+    aml_device_begin(a, "PCI0");
+    aml_name(a, "_HID");
+    aml_eisaid(a, "PNP0A08");
+    aml_name(a, "_CID");
+    aml_eisaid(a, "PNP0A03");
+    aml_name(a, "_UID");
+    aml_integer(a, 0);
+    aml_name(a, "_SEG");
+    aml_integer(a, 0);
+    aml_name(a, "_BBN");
+    aml_integer(a, 0);
+
+    aml_name(a, "_CRS");
+    aml_init(&rt, rtbuf, sizeof(rtbuf));
+    aml_res_word_bus(&rt, 0, 0xFF);
+    aml_res_io(&rt, 0xCF8, 0xCF8, 0x01, 0x08);
+    aml_res_word_io(&rt, 0x0000, 0x0CF7);
+    aml_res_word_io(&rt, 0x0D00, 0xFFFF);
+    /* the 32-bit window, split around ECAM when ECAM lies inside it */
+    if (ecam >= lo && ecam < PCI_MMIO32_END) {
+        if (ecam > lo)
+            aml_res_dword_mem(&rt, (uint32_t)lo, (uint32_t)(ecam - 1));
+        if (ecam + PCI_ECAM_SIZE <= PCI_MMIO32_END)
+            aml_res_dword_mem(&rt, (uint32_t)(ecam + PCI_ECAM_SIZE), (uint32_t)PCI_MMIO32_END);
+    } else {
+        aml_res_dword_mem(&rt, (uint32_t)lo, (uint32_t)PCI_MMIO32_END);
+    }
+    if (cfg->pci_mmio64_size)
+        aml_res_qword_mem(&rt, cfg->pci_mmio64_base,
+                          cfg->pci_mmio64_base + cfg->pci_mmio64_size - 1);
+    aml_resource_template(a, &rt);
+
+    /* _PRT (§6.2.13): { Address (slot << 16 | 0xFFFF), Pin (0-3 = INTA-D),
+     * Source (0: GSI), Source Index (the GSI) } */
+    aml_name(a, "_PRT");
+    aml_package_begin(a, PCI_PRT_SLOTS * 4);
+    for (unsigned slot = 0; slot < PCI_PRT_SLOTS; slot++) {
+        for (unsigned pin = 0; pin < 4; pin++) {
+            aml_package_begin(a, 4);
+            aml_integer(a, (uint64_t)slot << 16 | 0xFFFF);
+            aml_integer(a, pin);
+            aml_integer(a, 0);
+            aml_integer(a, PCI_PIRQ_GSI_FIRST + (slot + pin) % 4);
+            aml_end(a);
+        }
+    }
+    aml_end(a);
+    aml_end(a);   /* PCI0 */
+}
+
 static int acpi_build_dsdt(const struct acpi_config *cfg, struct acpi_blob *b, size_t at)
 {
     struct aml a, rt;
@@ -203,6 +272,8 @@ static int acpi_build_dsdt(const struct acpi_config *cfg, struct acpi_blob *b, s
     aml_res_irq_noflags(&rt, UART_COM1_GSI);
     aml_resource_template(&a, &rt);
     aml_end(&a);
+    if (cfg->pci)
+        acpi_dsdt_pci0(cfg, &a);
     aml_end(&a);   /* \_SB */
 
     int err = aml_finish(&a);
@@ -239,7 +310,7 @@ static void acpi_build_fadt(const struct acpi_config *cfg, uint8_t *t,
     put16(t + 96, 101);                     /* P_LVL2_LAT */
     put16(t + 98, 1001);                    /* P_LVL3_LAT */
     put16(t + 109, IAPC_LEGACY_DEVICES | IAPC_8042 | IAPC_VGA_NOT_PRESENT |
-                   IAPC_CMOS_RTC_NOT_PRESENT);
+                   (cfg->rtc ? 0 : IAPC_CMOS_RTC_NOT_PRESENT));
     put32(t + 112, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON |
                    FADT_F_FIX_RTC | FADT_F_RESET_REG_SUP);
     acpi_gas(t + 116, GAS_SYSTEM_IO, 8, GAS_ACCESS_BYTE, SYSCTL_RESET_PORT);  /* RESET_REG */
@@ -369,7 +440,8 @@ static int acpi_config_check(const struct acpi_config *cfg, uint64_t base_gpa)
 long acpi_build(const struct acpi_config *cfg, uint64_t base_gpa, uint8_t *buf, size_t buflen)
 {
     struct acpi_blob b = { .buf = buf, .cap = buflen };
-    size_t rsdp, facs, dsdt, fadt, madt, xsdt, rsdt, madt_len;
+    size_t rsdp, facs, dsdt, fadt, madt, xsdt, rsdt, madt_len, mcfg = 0;
+    unsigned nr = cfg->mcfg ? 3 : 2;   /* XSDT/RSDT entries: FADT, MADT[, MCFG] */
     bool any_x2apic;
     int err;
 
@@ -385,8 +457,10 @@ long acpi_build(const struct acpi_config *cfg, uint64_t base_gpa, uint8_t *buf, 
     fadt = blob_alloc(&b, 16, ACPI_FADT_LEN);
     madt_len = acpi_madt_len(cfg, &any_x2apic);
     madt = blob_alloc(&b, 16, madt_len);
-    xsdt = blob_alloc(&b, 16, ACPI_HDR_LEN + 2 * 8);
-    rsdt = blob_alloc(&b, 16, ACPI_HDR_LEN + 2 * 4);
+    if (cfg->mcfg)
+        mcfg = blob_alloc(&b, 16, ACPI_MCFG_LEN);
+    xsdt = blob_alloc(&b, 16, ACPI_HDR_LEN + nr * 8);
+    rsdt = blob_alloc(&b, 16, ACPI_HDR_LEN + nr * 4);
     if (b.err) {
         if (b.err == -ENOSPC)
             log_err("acpi", "tables do not fit in %zu bytes", buflen);
@@ -402,15 +476,27 @@ long acpi_build(const struct acpi_config *cfg, uint64_t base_gpa, uint8_t *buf, 
     acpi_build_fadt(cfg, buf + fadt, base_gpa + facs, base_gpa + dsdt);
     acpi_build_madt(cfg, buf + madt, madt_len, any_x2apic);
 
+    if (cfg->mcfg) {
+        /* MCFG (PCI Firmware Specification 3.2 §4.1.2): the loader's
+         * builder, then this file's header and checksum. */
+        acpi_mcfg_build(buf + mcfg, cfg->ecam_base, 0, 0xFF);
+        acpi_header(buf + mcfg, "MCFG", buf[mcfg + 8]);
+        acpi_table_finish(buf + mcfg, ACPI_MCFG_LEN);
+    }
+
     acpi_header(buf + xsdt, "XSDT", 1);
     put64(buf + xsdt + ACPI_HDR_LEN, base_gpa + fadt);
     put64(buf + xsdt + ACPI_HDR_LEN + 8, base_gpa + madt);
-    acpi_table_finish(buf + xsdt, ACPI_HDR_LEN + 2 * 8);
+    if (cfg->mcfg)
+        put64(buf + xsdt + ACPI_HDR_LEN + 16, base_gpa + mcfg);
+    acpi_table_finish(buf + xsdt, ACPI_HDR_LEN + nr * 8);
 
     acpi_header(buf + rsdt, "RSDT", 1);
     put32(buf + rsdt + ACPI_HDR_LEN, (uint32_t)(base_gpa + fadt));
     put32(buf + rsdt + ACPI_HDR_LEN + 4, (uint32_t)(base_gpa + madt));
-    acpi_table_finish(buf + rsdt, ACPI_HDR_LEN + 2 * 4);
+    if (cfg->mcfg)
+        put32(buf + rsdt + ACPI_HDR_LEN + 8, (uint32_t)(base_gpa + mcfg));
+    acpi_table_finish(buf + rsdt, ACPI_HDR_LEN + nr * 4);
 
     /* RSDP (§5.2.5.3): the first checksum covers the ACPI 1.0 part (20
      * bytes), the extended one all 36. */

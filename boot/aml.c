@@ -34,6 +34,20 @@ enum {
 #define AML_RES_IRQ_NOFLAGS 0x22   /* name 0x4, length 2 */
 #define AML_RES_IO          0x47   /* name 0x8, length 7 */
 #define AML_RES_END         0x79   /* name 0xF, length 1 */
+/* Large resource items (§6.4.3): tag, le16 length of what follows */
+#define AML_RES_DWORD_ADDR  0x87   /* §6.4.3.5.2, 23 bytes follow */
+#define AML_RES_WORD_ADDR   0x88   /* §6.4.3.5.3, 13 bytes follow */
+#define AML_RES_QWORD_ADDR  0x8A   /* §6.4.3.5.1, 43 bytes follow */
+/* Address space descriptor fields (Tables 6.44-6.48) */
+#define AML_ADDR_TYPE_MEM   0
+#define AML_ADDR_TYPE_IO    1
+#define AML_ADDR_TYPE_BUS   2
+/* general flags: MaxFixed (bit 3), MinFixed (bit 2), positive decode (bit
+ * 1 clear), producer (bit 0 clear): a bridge's fixed window */
+#define AML_ADDR_GEN_WINDOW 0x0C
+#define AML_ADDR_IO_ENTIRE  0x03   /* I/O type flags: ISA and non-ISA ranges */
+#define AML_ADDR_MEM_RW     0x01   /* memory type flags bit 0: read/write */
+#define AML_ADDR_MEM_CACHE  0x02   /* bits 2:1 = 1: cacheable */
 
 #define AML_PKGLENGTH_MAX 0x0FFFFFFFu   /* 28 bits (§20.2.4) */
 
@@ -370,4 +384,52 @@ void aml_resource_template(struct aml *a, const struct aml *rt)
     aml_bytes(a, rt->buf, rt->len);
     aml_bytes(a, end_tag, sizeof(end_tag));
     aml_end(a);
+}
+
+/* Word/DWord/QWord Address Space Descriptors (ACPI 6.4 §6.4.3.5.1-3): the
+ * same layout with 2-, 4- or 8-byte fields: tag, le16 length, resource
+ * type, general flags, type-specific flags, then granularity, minimum,
+ * maximum, translation offset, length. min > max is a bug of the caller. */
+static void aml_res_addr(struct aml *rt, uint8_t tag, unsigned width, uint8_t type,
+                         uint8_t type_flags, uint64_t min, uint64_t max)
+{
+    uint16_t follows = (uint16_t)(3 + 5 * width);
+
+    if (min > max || (width < 8 && max >> (8 * width))) {
+        log_err("aml", "address descriptor [0x%llx, 0x%llx] does not fit %u bytes or is empty",
+                (unsigned long long)min, (unsigned long long)max, width);
+        aml_fail(rt, -EINVAL);
+        return;
+    }
+    aml_byte(rt, tag);
+    aml_le(rt, follows, 2);
+    aml_byte(rt, type);
+    aml_byte(rt, AML_ADDR_GEN_WINDOW);
+    aml_byte(rt, type_flags);
+    aml_le(rt, 0, width);                 /* granularity: none (fixed window) */
+    aml_le(rt, min, width);
+    aml_le(rt, max, width);
+    aml_le(rt, 0, width);                 /* no translation */
+    aml_le(rt, max - min + 1, width);
+}
+
+void aml_res_word_bus(struct aml *rt, uint16_t min, uint16_t max)
+{
+    aml_res_addr(rt, AML_RES_WORD_ADDR, 2, AML_ADDR_TYPE_BUS, 0, min, max);
+}
+
+void aml_res_word_io(struct aml *rt, uint16_t min, uint16_t max)
+{
+    aml_res_addr(rt, AML_RES_WORD_ADDR, 2, AML_ADDR_TYPE_IO, AML_ADDR_IO_ENTIRE, min, max);
+}
+
+void aml_res_dword_mem(struct aml *rt, uint32_t min, uint32_t max)
+{
+    aml_res_addr(rt, AML_RES_DWORD_ADDR, 4, AML_ADDR_TYPE_MEM, AML_ADDR_MEM_RW, min, max);
+}
+
+void aml_res_qword_mem(struct aml *rt, uint64_t min, uint64_t max)
+{
+    aml_res_addr(rt, AML_RES_QWORD_ADDR, 8, AML_ADDR_TYPE_MEM,
+                 AML_ADDR_MEM_RW | AML_ADDR_MEM_CACHE, min, max);
 }

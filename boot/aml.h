@@ -70,6 +70,15 @@ void aml_res_io(struct aml *rt, uint16_t min, uint16_t max, uint8_t align, uint8
 /* IRQ Descriptor without the flags byte (§6.4.2.1): edge, active high,
  * exclusive. irq 0-15. */
 void aml_res_irq_noflags(struct aml *rt, unsigned irq);
+/* A PCI host bridge's windows, as Address Space Descriptors (§6.4.3.5):
+ * resource producer, MinFixed/MaxFixed, positive decode, no translation;
+ * [min, max] inclusive (-EINVAL sticky when min > max). Bus numbers and
+ * I/O ports as Word, 32-bit memory as DWord (non-cacheable, read/write),
+ * 64-bit memory as QWord (cacheable, read/write). */
+void aml_res_word_bus(struct aml *rt, uint16_t min, uint16_t max);
+void aml_res_word_io(struct aml *rt, uint16_t min, uint16_t max);
+void aml_res_dword_mem(struct aml *rt, uint32_t min, uint32_t max);
+void aml_res_qword_mem(struct aml *rt, uint64_t min, uint64_t max);
 /* Emits Buffer { rt's items, End Tag (§6.4.2.9, checksum 0) }. */
 void aml_resource_template(struct aml *a, const struct aml *rt);
 

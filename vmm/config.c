@@ -41,7 +41,14 @@ static const char config_usage_head[] =
     "  --emulator-pin H         run the main thread on host CPU H\n"
     "  --io-pin H               run device I/O threads on host CPU H\n"
     "boot:\n"
-    "  --kernel FILE            Linux bzImage (required for now)\n"
+    "  --firmware FILE          UEFI firmware CODE image (default, and without --kernel:\n"
+    "                           /usr/share/OVMF/OVMF_CODE_4M.fd); with --kernel, OVMF\n"
+    "                           boots that kernel (fw_cfg)\n"
+    "  --vars FILE              the VM's UEFI variable store (created from\n"
+    "                           /usr/share/OVMF/OVMF_VARS_4M.fd when missing; default\n"
+    "                           $XDG_STATE_HOME/minivmm/default.vars)\n"
+    "  --no-reboot              a guest reset ends minivmm with status 3 (default: restart)\n"
+    "  --kernel FILE            Linux bzImage (booted directly unless --firmware)\n"
     "  --initrd FILE            initramfs\n"
     "  --cmdline TEXT           kernel command line (default \"console=ttyS0\")\n"
     "console:\n"
@@ -281,7 +288,7 @@ static int parse_serial(const char *v, struct config *cfg, char *err, unsigned e
 enum opt_id {
     OPT_MEMORY, OPT_HUGEPAGES, OPT_PREALLOC, OPT_NO_MLOCK, OPT_CPUS, OPT_SMP, OPT_CPU_PIN,
     OPT_EMULATOR_PIN, OPT_IO_PIN, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_SERIAL, OPT_STATS,
-    OPT_STATS_JSON, OPT_VERBOSE, OPT_QUIET, OPT_HELP,
+    OPT_STATS_JSON, OPT_VERBOSE, OPT_QUIET, OPT_HELP, OPT_FIRMWARE, OPT_VARS, OPT_NO_REBOOT,
 };
 
 struct opt {
@@ -301,6 +308,9 @@ static const struct opt opts[] = {
     { "--cpu-pin", NULL, true, OPT_CPU_PIN },
     { "--emulator-pin", NULL, true, OPT_EMULATOR_PIN },
     { "--io-pin", NULL, true, OPT_IO_PIN },
+    { "--firmware", NULL, true, OPT_FIRMWARE },
+    { "--vars", NULL, true, OPT_VARS },
+    { "--no-reboot", NULL, false, OPT_NO_REBOOT },
     { "--kernel", NULL, true, OPT_KERNEL },
     { "--initrd", NULL, true, OPT_INITRD },
     { "--cmdline", NULL, true, OPT_CMDLINE },
@@ -322,6 +332,8 @@ static const char *value_example(enum opt_id id)
     case OPT_CPU_PIN: return "0=2,1=3";
     case OPT_EMULATOR_PIN: case OPT_IO_PIN: return "0";
     case OPT_KERNEL: return "bzImage";
+    case OPT_FIRMWARE: return "/usr/share/OVMF/OVMF_CODE_4M.fd";
+    case OPT_VARS: return "vm.vars";
     case OPT_INITRD: return "initrd.img";
     case OPT_CMDLINE: return "\"console=ttyS0\"";
     case OPT_SERIAL: return "stdio";
@@ -476,9 +488,15 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
         case OPT_KERNEL:
         case OPT_INITRD:
         case OPT_STATS_JSON:
+        case OPT_FIRMWARE:
+        case OPT_VARS:
             if (!*val)
                 return fail(err, errlen, "%s '': empty file name; give a path", o->name);
-            if (o->id == OPT_KERNEL)
+            if (o->id == OPT_FIRMWARE)
+                cfg->firmware = val;
+            else if (o->id == OPT_VARS)
+                cfg->vars = val;
+            else if (o->id == OPT_KERNEL)
                 cfg->kernel = val;
             else if (o->id == OPT_INITRD)
                 cfg->initrd = val;
@@ -487,6 +505,9 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
             break;
         case OPT_CMDLINE:
             cfg->cmdline = val;
+            break;
+        case OPT_NO_REBOOT:
+            cfg->no_reboot = true;
             break;
         case OPT_SERIAL:
             e = parse_serial(val, cfg, err, errlen);
@@ -541,5 +562,10 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
     if (cfg->initrd && !cfg->kernel)
         return fail(err, errlen, "--initrd %s: an initrd needs a kernel; add --kernel bzImage",
                     cfg->initrd);
+    /* --kernel alone: direct boot; --firmware (or no --kernel): OVMF. */
+    cfg->firmware_boot = cfg->firmware || !cfg->kernel;
+    if (cfg->vars && !cfg->firmware_boot)
+        return fail(err, errlen, "--vars %s: UEFI variables need the firmware; add --firmware "
+                    "/usr/share/OVMF/OVMF_CODE_4M.fd or drop --vars", cfg->vars);
     return 0;
 }

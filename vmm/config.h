@@ -24,7 +24,15 @@ struct config {
     int emulator_pin;           /* --emulator-pin CPU, -1 = not pinned */
     int io_pin;                 /* --io-pin CPU, -1 = not pinned */
 
-    /* direct Linux boot */
+    /* firmware: --firmware CODE.fd (OVMF), --vars FILE (the VM's UEFI
+     * variable store). firmware_boot is true when OVMF runs: --firmware
+     * given, or no --kernel (then PFLASH_DEFAULT_CODE). */
+    const char *firmware;       /* NULL: PFLASH_DEFAULT_CODE when firmware_boot */
+    const char *vars;           /* NULL: pflash_default_vars_path("default") */
+    bool firmware_boot;
+    bool no_reboot;             /* --no-reboot: a guest reset ends minivmm (status 3) */
+
+    /* Linux: booted directly, or through OVMF (fw_cfg) with --firmware */
     const char *kernel;         /* --kernel bzImage */
     const char *initrd;         /* --initrd */
     const char *cmdline;        /* --cmdline, default "console=ttyS0" */

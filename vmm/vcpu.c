@@ -376,7 +376,10 @@ int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index, const struct kvm_
     err = vcpu_set_cpuid(v, supported);
     if (err)
         goto fail;
-    if (index == 0) {
+    /* Firmware starts from KVM's reset state (real mode, CS base
+     * 0xFFFF0000, RIP 0xFFF0: the reset vector at 0xFFFFFFF0, Intel SDM
+     * vol. 3A §9.1.4); a direct Linux boot gets the loader's state. */
+    if (index == 0 && !vm->cfg->firmware_boot) {
         err = regs_apply_boot_state(v->fd, &vm->boot);
         if (err)
             goto fail;

@@ -31,6 +31,8 @@
 #include "boot/linux.h"
 #include "devices/acpi_pm.h"
 #include "devices/i8042.h"
+#include "devices/pflash.h"
+#include "devices/q35.h"
 #include "devices/sysctl.h"
 #include "devices/uart.h"
 #include "vmm/log.h"
@@ -170,18 +172,53 @@ static void undo_pinning(struct vm *vm)
         pthread_setaffinity_np(pthread_self(), sizeof(vm->process_cpus), &vm->process_cpus);
 }
 
-/* Boot source: only a direct Linux boot for now; checked before anything
- * costly is set up. */
+/* Boot source, checked before anything costly is set up: OVMF from flash
+ * (--firmware, or no --kernel), or a direct Linux boot (--kernel alone). */
 static int step_boot_source(struct vm *vm)
 {
-    if (!vm->cfg->kernel) {
-        log_err("vm", "no --kernel given: minivmm boots a Linux bzImage directly for now "
-                "(--kernel FILE); booting firmware arrives with --firmware in the q35 work");
-        return -EINVAL;
+    const struct config *cfg = vm->cfg;
+
+    if (cfg->firmware_boot) {
+        const char *code = cfg->firmware ? cfg->firmware : PFLASH_DEFAULT_CODE;
+        if (access(code, R_OK) < 0) {
+            int err = -errno;
+            if (cfg->firmware)
+                log_err("vm", "--firmware %s: %s; give the path of an OVMF CODE image "
+                        "(e.g. /usr/share/OVMF/OVMF_CODE_4M.fd)", code, strerror(errno));
+            else
+                log_err("vm", "no --kernel, so minivmm boots UEFI firmware, but %s: %s; install "
+                        "the ovmf package (apt install ovmf), or pass --firmware CODE.fd or "
+                        "--kernel bzImage", code, strerror(errno));
+            return err;
+        }
+        if (cfg->vars) {
+            if (strlen(cfg->vars) >= sizeof(vm->vars_path)) {
+                log_err("vm", "--vars %s: path too long", cfg->vars);
+                return -ENAMETOOLONG;
+            }
+            strcpy(vm->vars_path, cfg->vars);
+        } else {
+            int err = pflash_default_vars_path("default", vm->vars_path, sizeof(vm->vars_path));
+            if (err) {
+                log_err("vm", "no --vars, and no place for the default UEFI variable store "
+                        "($XDG_STATE_HOME and $HOME unset): give --vars FILE");
+                return err;
+            }
+        }
+    }
+    if (cfg->kernel && access(cfg->kernel, R_OK) < 0) {
+        int err = -errno;
+        log_err("vm", "--kernel %s: %s; give a readable bzImage", cfg->kernel, strerror(errno));
+        return err;
+    }
+    if (cfg->initrd && access(cfg->initrd, R_OK) < 0) {
+        int err = -errno;
+        log_err("vm", "--initrd %s: %s; give a readable initramfs", cfg->initrd, strerror(errno));
+        return err;
     }
     if (vm->cfg->vfio.nr) {
-        log_err("vm", "--gpu/--device: passthrough is not wired into the VM yet (it needs the "
-                "q35 PCIe platform); run without them for now");
+        log_err("vm", "--gpu/--device: passthrough is not wired into the VM yet; run without "
+                "them for now");
         return -ENOTSUP;
     }
     return 0;
@@ -474,10 +511,8 @@ static int step_devices(struct vm *vm)
     err = i8042_create(&vm->env, &vm->i8042);
     if (err)
         goto fail;
+    /* before the q35 platform: its PCI host adopts 0xCF9 from sysctl */
     err = sysctl_create(&vm->env, &vm->sysctl);
-    if (err)
-        goto fail;
-    err = acpi_pm_create(&vm->env, ACPI_PM_BASE, ACPI_PM_SCI_GSI, &vm->acpi_pm);
     if (err)
         goto fail;
     return 0;
@@ -488,15 +523,12 @@ fail:
 
 static void undo_devices(struct vm *vm)
 {
-    if (vm->acpi_pm)
-        acpi_pm_destroy(vm->acpi_pm);
     if (vm->sysctl)
         sysctl_destroy(vm->sysctl);
     if (vm->i8042)
         i8042_destroy(vm->i8042);
     if (vm->uart)
         uart_destroy(vm->uart);   /* also stops its threads, flushes output */
-    vm->acpi_pm = NULL;
     vm->sysctl = NULL;
     vm->i8042 = NULL;
     vm->uart = NULL;
@@ -505,24 +537,119 @@ static void undo_devices(struct vm *vm)
     vm->serial_fd = -1;
 }
 
-static int step_tables(struct vm *vm)
+#define VM_ECAM_SIZE       0x10000000ULL   /* 256 buses (PCIe 6.0 §7.2.2) */
+#define VM_MMIO64_ALIGN    (32ULL << 30)
+#define VM_MMIO64_SIZE     (32ULL << 30)   /* OVMF 2022.11's default aperture */
+
+/* What the ACPI tables describe, for both boots: the vCPUs, the in-kernel
+ * IOAPIC/LAPIC, the LPC's PM block (ACPI_PM_BASE: preset for a direct boot,
+ * where OVMF puts PMBASE too), the RTC, and the q35 PCIe host bridge. The
+ * 64-bit window starts at the first 32 GiB boundary above RAM (where OVMF
+ * puts its aperture; X-PciMmio64Mb tells it the size). */
+static void vm_acpi_config(struct vm *vm)
 {
-    struct acpi_config ac = {
+    uint64_t low = gm_lowmem(&vm->gm);
+    uint64_t top = vm->gm.size > low ? GM_4G + (vm->gm.size - low) : GM_4G;
+
+    vm->acpi = (struct acpi_config){
         .nr_cpus = vm->cfg->nr_cpus,
         .apic_ids = vm->apic_ids,
         .ioapic_addr = VM_IOAPIC_ADDR,
         .lapic_addr = VM_LAPIC_ADDR,
         .pm_base = ACPI_PM_BASE,
         .sci_gsi = ACPI_PM_SCI_GSI,
+        .rtc = true,
+        .pci = true,
+        .ecam_base = Q35_ECAM_DEFAULT_BASE,
+        .pci_mmio32_base = low,
+        .pci_mmio64_base = (top + VM_MMIO64_ALIGN - 1) & ~(VM_MMIO64_ALIGN - 1),
+        .pci_mmio64_size = VM_MMIO64_SIZE,
+        .mcfg = !vm->cfg->firmware_boot,   /* through fw_cfg the loader adds MCFG */
     };
-    int err = e820_build(&vm->gm, vm->e820, E820_MAX, &vm->nr_e820);
+}
+
+static void undo_platform(struct vm *vm);
+
+/* The q35 platform (devices/q35.h): PCI host with ECAM, MCH, LPC with the
+ * ACPI PM block, root ports, RTC, fw_cfg, and for a firmware boot the flash:
+ * OVMF's CODE becomes a read-only KVM slot (the guest executes from it;
+ * writes still exit and the flash's bus range refuses them), VARS stays on
+ * the MMIO bus (CFI commands). */
+static int step_platform(struct vm *vm)
+{
+    const struct config *cfg = vm->cfg;
+    int err;
+
+    vm_acpi_config(vm);
+    struct q35_config qc = {
+        .nr_cpus = cfg->nr_cpus,
+        .nr_root_ports = 0,
+        .firmware = cfg->firmware_boot,
+        .pflash = { .code_path = cfg->firmware, .vars_path = vm->vars_path },
+        .acpi = &vm->acpi,
+        .pci_mmio64_mb = VM_MMIO64_SIZE >> 20,
+        .kernel = cfg->firmware_boot ? cfg->kernel : NULL,
+        .initrd = cfg->firmware_boot ? cfg->initrd : NULL,
+        .cmdline = cfg->firmware_boot && cfg->kernel ? cfg->cmdline : NULL,
+    };
+    err = q35_create(&vm->env, &qc, &vm->q35);
     if (err)
         return err;
-    return acpi_install(&vm->gm, &ac, &vm->rsdp);
+    if (cfg->firmware_boot) {
+        uint64_t gpa, size;
+        uint8_t *hva;
+        pflash_region(vm->q35->pflash, PFLASH_CODE, &gpa, &hva, &size);
+        vm->flash_slot = memslot_add(&vm->memslots, gpa, size, hva, MEMSLOT_READONLY);
+        if (vm->flash_slot < 0) {
+            err = vm->flash_slot;
+            log_err("vm", "--firmware %s: cannot map it read-only at 0x%" PRIx64 " (+0x%" PRIx64
+                    "): %s", cfg->firmware ? cfg->firmware : PFLASH_DEFAULT_CODE, gpa, size,
+                    strerror(-err));
+            undo_platform(vm);
+            return err;
+        }
+        log_debug("vm", "firmware: CODE at 0x%" PRIx64 " (+0x%" PRIx64 "), VARS %s", gpa, size,
+                  vm->vars_path);
+    }
+    return 0;
+}
+
+static void undo_platform(struct vm *vm)
+{
+    if (vm->flash_slot >= 0)
+        memslot_remove(&vm->memslots, vm->flash_slot);
+    vm->flash_slot = -1;
+    q35_destroy(vm->q35);
+    vm->q35 = NULL;
+}
+
+/* Direct boot: the Linux E820 map (plus the ECAM window, reserved, so
+ * Linux trusts the MCFG: PCI Firmware Specification 3.2 §4.1.2) and the
+ * ACPI tables in RAM. A firmware boot gets both through fw_cfg. */
+static int step_tables(struct vm *vm)
+{
+    int err;
+
+    if (vm->cfg->firmware_boot)
+        return 0;
+    err = e820_build(&vm->gm, vm->e820, E820_MAX, &vm->nr_e820);
+    if (err)
+        return err;
+    if (vm->nr_e820 < E820_MAX) {
+        unsigned at = vm->nr_e820;
+        while (at > 0 && vm->e820[at - 1].addr > vm->acpi.ecam_base)
+            at--;
+        memmove(&vm->e820[at + 1], &vm->e820[at], (vm->nr_e820 - at) * sizeof(vm->e820[0]));
+        vm->e820[at] = (struct e820_entry){ vm->acpi.ecam_base, VM_ECAM_SIZE, E820_RESERVED };
+        vm->nr_e820++;
+    }
+    return acpi_install(&vm->gm, &vm->acpi, &vm->rsdp);
 }
 
 static int step_kernel(struct vm *vm)
 {
+    if (vm->cfg->firmware_boot)
+        return 0;   /* OVMF loads --kernel itself, from fw_cfg */
     struct linux_boot_config lc = {
         .kernel = vm->cfg->kernel,
         .initrd = vm->cfg->initrd,
@@ -691,6 +818,7 @@ static const struct vm_step vm_steps[] = {
     { "irq routing",      step_irq_routing,    undo_irq_routing },
     { "buses",            step_buses,          undo_buses },
     { "devices",          step_devices,        undo_devices },
+    { "q35 platform",     step_platform,       undo_platform },
     { "firmware tables",  step_tables,         NULL },
     { "kernel",           step_kernel,         NULL },
     { "vcpus",            step_vcpus,          undo_vcpus },
@@ -719,6 +847,7 @@ int vm_create(const struct config *cfg, struct vm **out)
         return -ENOMEM;
     vm->cfg = cfg;
     vm->kvm_fd = vm->vm_fd = vm->serial_fd = -1;
+    vm->flash_slot = -1;
     vm->stop_efd = vm->signal_fd = -1;
     atomic_init(&vm->stop_reason, VM_RUNNING);
     atomic_init(&vm->stop_code, 0);

@@ -17,6 +17,7 @@
 
 #include "arch/x86/cpuid.h"
 #include "arch/x86/regs.h"
+#include "boot/acpi.h"
 #include "boot/e820.h"
 #include "vmm/bus.h"
 #include "vmm/config.h"
@@ -41,7 +42,7 @@
 struct uart;
 struct i8042;
 struct sysctl;
-struct acpi_pm;
+struct q35;
 
 struct vm {
     const struct config *cfg;
@@ -64,7 +65,9 @@ struct vm {
     struct uart *uart;
     struct i8042 *i8042;
     struct sysctl *sysctl;
-    struct acpi_pm *acpi_pm;
+    struct q35 *q35;                /* PCI, MCH, LPC (+ACPI PM), RTC, fw_cfg, flash */
+    int flash_slot;                 /* OVMF CODE as a read-only KVM slot; -1 none */
+    char vars_path[4096];           /* firmware: the VARS copy in use */
 
     /* boot */
     struct cpu_topology topo;
@@ -72,6 +75,7 @@ struct vm {
     struct e820_entry e820[E820_MAX];
     unsigned nr_e820;
     uint64_t rsdp;
+    struct acpi_config acpi;        /* direct boot: in RAM; firmware: through fw_cfg */
     struct x86_boot_state boot;
 
     /* vCPUs */

@@ -4,6 +4,7 @@
  * the same bytes. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +30,18 @@ static uint8_t sum8(const uint8_t *p, size_t n)
     return s;
 }
 
+/* with_pci: the q35 host bridge \_SB.PCI0 and the RTC, as vmm/vm.c asks */
+static bool with_pci;
+
 static long build(unsigned nr_cpus, const uint32_t *ids)
 {
     struct acpi_config cfg = {
         .nr_cpus = nr_cpus, .apic_ids = ids,
         .ioapic_addr = 0xFEC00000, .lapic_addr = 0xFEE00000,
         .pm_base = ACPI_PM_BASE, .sci_gsi = ACPI_PM_SCI_GSI,
+        .rtc = with_pci, .pci = with_pci, .ecam_base = 0xB0000000,
+        .pci_mmio32_base = 0x20000000, .pci_mmio64_base = 0x800000000ULL,
+        .pci_mmio64_size = 0x800000000ULL,
     };
     memset(blob, 0xA5, sizeof(blob));
     return acpi_build(&cfg, BASE, blob, sizeof(blob));
@@ -224,6 +231,69 @@ Test(acpi, madt_entries)
     cr_assert_eq(x2nmis, 1);
 }
 
+static const uint8_t *find_bytes(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m);
+
+/* q35: \_SB.PCI0 (PNP0A08, PNP0A03), its windows, _PRT by q35_intx_gsi's
+ * rule; the RTC clears "no CMOS RTC"; MCFG listed when asked. */
+Test(acpi, q35_pci0_rtc_and_mcfg)
+{
+    uint32_t ids[1] = { 0 };
+    with_pci = true;
+    struct parsed p = parse(build(1, ids));
+    with_pci = false;
+    uint32_t dlen = rd32(p.dsdt + 4);
+    cr_assert_eq(rd16(p.fadt + 109) & 0x20, 0, "CMOS RTC present");
+
+    static const uint8_t pci0[] = { 'P', 'C', 'I', '0', 0x08, '_', 'H', 'I', 'D', 0x0C,
+                                    0x41, 0xD0, 0x0A, 0x08, 0x08, '_', 'C', 'I', 'D', 0x0C,
+                                    0x41, 0xD0, 0x0A, 0x03 };
+    cr_assert_not_null(find_bytes(p.dsdt, dlen, pci0, sizeof(pci0)), "PCI0 _HID/_CID");
+    /* WordBusNumber 0-0xFF: producer, MinFixed, MaxFixed, length 0x100 */
+    static const uint8_t bus[] = { 0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00, 0, 0, 0x00, 0x00,
+                                   0xFF, 0x00, 0, 0, 0x00, 0x01 };
+    cr_assert_not_null(find_bytes(p.dsdt, dlen, bus, sizeof(bus)), "bus range");
+    /* WordIO 0xD00-0xFFFF, EntireRange */
+    static const uint8_t io[] = { 0x88, 0x0D, 0x00, 0x01, 0x0C, 0x03, 0, 0, 0x00, 0x0D,
+                                  0xFF, 0xFF, 0, 0, 0x00, 0xF3 };
+    cr_assert_not_null(find_bytes(p.dsdt, dlen, io, sizeof(io)), "I/O window above 0xCFF");
+    /* DWordMemory [RAM top, ECAM) and [ECAM + 256 MiB, 0xFEBFFFFF] */
+    static const uint8_t lo[] = { 0x87, 0x17, 0x00, 0x00, 0x0C, 0x01, 0, 0, 0, 0,
+                                  0x00, 0x00, 0x00, 0x20, 0xFF, 0xFF, 0xFF, 0xAF };
+    cr_assert_not_null(find_bytes(p.dsdt, dlen, lo, sizeof(lo)), "32-bit window below ECAM");
+    static const uint8_t hi[] = { 0x87, 0x17, 0x00, 0x00, 0x0C, 0x01, 0, 0, 0, 0,
+                                  0x00, 0x00, 0x00, 0xC0, 0xFF, 0xFF, 0xBF, 0xFE };
+    cr_assert_not_null(find_bytes(p.dsdt, dlen, hi, sizeof(hi)), "32-bit window above ECAM");
+    /* QWordMemory [32 GiB, 64 GiB) */
+    static const uint8_t q[] = { 0x8A, 0x2B, 0x00, 0x00, 0x0C, 0x03, 0, 0, 0, 0, 0, 0, 0, 0,
+                                 0, 0, 0, 0, 0x08, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0, 0, 0 };
+    cr_assert_not_null(find_bytes(p.dsdt, dlen, q, sizeof(q)), "64-bit window");
+    /* _PRT: slot 3 pin INTB -> GSI 20 + (3 + 1) % 4 = 20; slot 0x1F INTD -> 20 + 34 % 4 = 22 */
+    static const uint8_t prt3b[] = { 0x12, 0x0B, 0x04, 0x0C, 0xFF, 0xFF, 0x03, 0x00,
+                                     0x01, 0x00, 0x0A, 20 };
+    cr_assert_not_null(find_bytes(p.dsdt, dlen, prt3b, sizeof(prt3b)), "_PRT slot 3 INTB");
+    static const uint8_t prt1fd[] = { 0x12, 0x0C, 0x04, 0x0C, 0xFF, 0xFF, 0x1F, 0x00,
+                                      0x0A, 0x03, 0x00, 0x0A, 22 };
+    cr_assert_not_null(find_bytes(p.dsdt, dlen, prt1fd, sizeof(prt1fd)), "_PRT slot 31 INTD");
+
+    /* MCFG when asked: third XSDT/RSDT entry, ECAM base, buses 0-255 */
+    struct acpi_config cfg = {
+        .nr_cpus = 1, .apic_ids = ids, .ioapic_addr = 0xFEC00000, .lapic_addr = 0xFEE00000,
+        .pm_base = ACPI_PM_BASE, .sci_gsi = 9, .pci = true, .ecam_base = 0xB0000000,
+        .pci_mmio32_base = 0x20000000, .mcfg = true,
+    };
+    long len = acpi_build(&cfg, BASE, blob, sizeof(blob));
+    cr_assert_gt(len, 0);
+    const uint8_t *xsdt = table_at(len, rd64(blob + 24), "XSDT");
+    const uint8_t *rsdt = table_at(len, rd32(blob + 16), "RSDT");
+    cr_assert_eq(rd32(xsdt + 4), 36 + 3 * 8);
+    cr_assert_eq(rd32(rsdt + 4), 36 + 3 * 4);
+    const uint8_t *mcfg = table_at(len, rd64(xsdt + 52), "MCFG");
+    cr_assert_eq(table_at(len, rd32(rsdt + 44), "MCFG"), mcfg);
+    cr_assert_eq(rd64(mcfg + 44), 0xB0000000);
+    cr_assert_eq(mcfg[54], 0);
+    cr_assert_eq(mcfg[55], 0xFF);
+}
+
 static const uint8_t *find_bytes(const uint8_t *hay, size_t n, const uint8_t *needle, size_t m)
 {
     for (size_t i = 0; i + m <= n; i++)
@@ -310,7 +380,9 @@ Test(acpi, iasl_round_trip)
         cr_skip_test("iasl not installed (package acpica-tools)");
 
     uint32_t ids[4] = { 0, 1, 2, 3 };
+    with_pci = true;   /* the DSDT with \_SB.PCI0: windows and _PRT must assemble */
     struct parsed p = parse(build(4, ids));
+    with_pci = false;
     const struct { const char *name; const uint8_t *t; size_t len; size_t cmp_from; } tabs[] = {
         { "dsdt", p.dsdt, rd32(p.dsdt + 4), 36 },
         { "facp", p.fadt, rd32(p.fadt + 4), 36 },

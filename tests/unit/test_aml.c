@@ -197,6 +197,46 @@ Test(aml, resource_template)
     cr_assert_eq(aml_finish(&a), -EINVAL);
 }
 
+Test(aml, address_space_descriptors)
+{
+    uint8_t buf[128], rtbuf[96];
+    struct aml a, rt;
+
+    aml_init(&a, buf, sizeof(buf));
+    aml_init(&rt, rtbuf, sizeof(rtbuf));
+    aml_res_word_bus(&rt, 0, 0xFF);
+    aml_res_dword_mem(&rt, 0xC0000000, 0xFEBFFFFF);
+    aml_res_qword_mem(&rt, 0x800000000ULL, 0xFFFFFFFFFULL);
+    cr_assert_eq(rt.len, 16 + 26 + 46);
+    aml_resource_template(&a, &rt);
+    cr_assert_eq(aml_finish(&a), 0);
+    /* WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,
+     * 0, 0, 0xFF, 0, 0x100) -- ACPI 6.4 §6.4.3.5.3 */
+    static const uint8_t bus[] = { 0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00, 0x00, 0x00,
+                                   0x00, 0x00, 0xFF, 0x00, 0x00, 0x00, 0x00, 0x01 };
+    cr_assert_arr_eq(rtbuf, bus, sizeof(bus));
+    /* DWordMemory (..., NonCacheable, ReadWrite, 0, 0xC0000000, 0xFEBFFFFF,
+     * 0, 0x3EC00000) -- §6.4.3.5.2 */
+    static const uint8_t dw[] = { 0x87, 0x17, 0x00, 0x00, 0x0C, 0x01, 0, 0, 0, 0,
+                                  0x00, 0x00, 0x00, 0xC0, 0xFF, 0xFF, 0xBF, 0xFE,
+                                  0, 0, 0, 0, 0x00, 0x00, 0xC0, 0x3E };
+    cr_assert_arr_eq(rtbuf + 16, dw, sizeof(dw));
+    /* QWordMemory (..., Cacheable, ReadWrite, 0, 32 GiB, 64 GiB - 1, 0, 32 GiB) */
+    static const uint8_t qw[] = { 0x8A, 0x2B, 0x00, 0x00, 0x0C, 0x03 };
+    cr_assert_arr_eq(rtbuf + 42, qw, sizeof(qw));
+    cr_assert_eq(rtbuf[42 + 6 + 8 + 4], 0x08, "minimum 0x8_0000_0000");
+    cr_assert_eq(rtbuf[42 + 6 + 32 + 4], 0x08, "length 0x8_0000_0000");
+
+    /* empty or too wide ranges are sticky errors */
+    aml_init(&rt, rtbuf, sizeof(rtbuf));
+    aml_res_word_io(&rt, 0xD00, 0xCFF);
+    cr_assert_eq(aml_finish(&rt), -EINVAL);
+    aml_init(&rt, rtbuf, sizeof(rtbuf));
+    aml_res_word_io(&rt, 0xD00, 0xFFFF);
+    cr_assert_eq(aml_finish(&rt), 0);
+    cr_assert_eq(rtbuf[5], 0x03, "EntireRange");
+}
+
 /* A body over 63 bytes makes the PkgLength grow while blocks are nested:
  * the inner block's bytes must move up intact. */
 Test(aml, nested_two_byte_pkglength)

@@ -311,3 +311,22 @@ Test(config, passthrough_flags_forwarded)
     cr_assert_eq(parse(NULL), 0);
     cr_assert_eq(cfg.vfio.nr, 0, "reset between parses");
 }
+
+Test(config, firmware_or_direct_boot)
+{
+    cr_assert_eq(parse(NULL), 0, "%s", err);
+    cr_assert(cfg.firmware_boot, "no --kernel: OVMF boots");
+    cr_assert_null(cfg.firmware);
+    cr_assert_not(cfg.no_reboot);
+    cr_assert_eq(parse("--kernel", "bzImage", NULL), 0, "%s", err);
+    cr_assert_not(cfg.firmware_boot, "--kernel alone: direct boot");
+    cr_assert_eq(parse("--kernel", "bzImage", "--firmware", "CODE.fd", "--vars", "v.fd",
+                       "--no-reboot", NULL), 0, "%s", err);
+    cr_assert(cfg.firmware_boot, "--kernel with --firmware: OVMF boots the kernel");
+    cr_assert_str_eq(cfg.firmware, "CODE.fd");
+    cr_assert_str_eq(cfg.vars, "v.fd");
+    cr_assert(cfg.no_reboot);
+    expect_error(parse("--kernel", "bzImage", "--vars", "v.fd", NULL), "--vars v.fd", "--firmware");
+    expect_error(parse("--firmware", "", NULL), "--firmware", "empty file name");
+    expect_error(parse("--vars", NULL), "--vars", "needs a value");
+}
