@@ -130,7 +130,7 @@ struct virtio_pci_config {
 
 struct virtio_pci_queue {
     struct virtq vq;
-    char name[48];
+    char name[64];
     uint16_t size;              /* queue_size as the driver set it */
     _Atomic uint16_t vector;    /* queue_msix_vector */
     bool enabled;
