@@ -293,6 +293,91 @@ void vcpu_kick(struct vcpu *v)
         pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 }
 
+/* ---- reset ---- */
+
+#define MSR_IA32_CR_PAT      0x277
+#define MSR_MTRR_DEF_TYPE    0x2FF
+#define VCPU_RESET_MSRS      2
+
+struct vcpu_reset_state {
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_fpu fpu;
+    struct kvm_lapic_state lapic;
+    struct kvm_mp_state mp;
+    struct kvm_vcpu_events events;
+    struct kvm_xcrs xcrs;
+    bool have_xcrs;
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[VCPU_RESET_MSRS];
+    } msrs;
+    int nr_msrs;
+};
+
+/* Read everything vcpu_reset will put back. */
+static int vcpu_capture_reset_state(struct vcpu *v)
+{
+    struct vcpu_reset_state *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return -ENOMEM;
+    if (ioctl(v->fd, KVM_GET_REGS, &r->regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &r->sregs) < 0 ||
+        ioctl(v->fd, KVM_GET_FPU, &r->fpu) < 0 || ioctl(v->fd, KVM_GET_LAPIC, &r->lapic) < 0 ||
+        ioctl(v->fd, KVM_GET_MP_STATE, &r->mp) < 0 ||
+        ioctl(v->fd, KVM_GET_VCPU_EVENTS, &r->events) < 0) {
+        int err = -errno;
+        log_err("vcpu", "vcpu%u: cannot read its reset state: %s", v->index, strerror(errno));
+        free(r);
+        return err;
+    }
+    r->have_xcrs = ioctl(v->fd, KVM_GET_XCRS, &r->xcrs) == 0;
+    r->msrs.hdr.nmsrs = VCPU_RESET_MSRS;
+    r->msrs.e[0].index = MSR_IA32_CR_PAT;
+    r->msrs.e[1].index = MSR_MTRR_DEF_TYPE;
+    r->nr_msrs = ioctl(v->fd, KVM_GET_MSRS, &r->msrs);
+    if (r->nr_msrs < 0)
+        r->nr_msrs = 0;
+    v->reset_state = r;
+    return 0;
+}
+
+int vcpu_reset(struct vcpu *v)
+{
+    struct vcpu_reset_state *r = v->reset_state;
+    const char *what = NULL;
+
+    if (!r)
+        return -EINVAL;
+    /* sregs before the LAPIC: KVM_SET_SREGS writes the APIC base MSR */
+    if (ioctl(v->fd, KVM_SET_SREGS, &r->sregs) < 0)
+        what = "KVM_SET_SREGS";
+    else if (ioctl(v->fd, KVM_SET_REGS, &r->regs) < 0)
+        what = "KVM_SET_REGS";
+    else if (ioctl(v->fd, KVM_SET_FPU, &r->fpu) < 0)
+        what = "KVM_SET_FPU";
+    else if (r->have_xcrs && ioctl(v->fd, KVM_SET_XCRS, &r->xcrs) < 0)
+        what = "KVM_SET_XCRS";
+    else if (ioctl(v->fd, KVM_SET_LAPIC, &r->lapic) < 0)
+        what = "KVM_SET_LAPIC";
+    else if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &r->events) < 0)
+        what = "KVM_SET_VCPU_EVENTS";
+    else if (ioctl(v->fd, KVM_SET_MP_STATE, &r->mp) < 0)
+        what = "KVM_SET_MP_STATE";
+    if (!what && r->nr_msrs > 0) {
+        r->msrs.hdr.nmsrs = (uint32_t)r->nr_msrs;
+        if (ioctl(v->fd, KVM_SET_MSRS, &r->msrs) < 0)
+            what = "KVM_SET_MSRS";
+    }
+    if (what) {
+        int err = -errno;
+        log_err("vcpu", "vcpu%u: guest reset: %s: %s", v->index, what, strerror(errno));
+        return err;
+    }
+    __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
 /* ---- creation ---- */
 
 /* The LAPIC as a PC BIOS leaves it on the boot processor: virtual wire
@@ -389,6 +474,9 @@ int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index, const struct kvm_
             goto fail;
         }
     }
+    err = vcpu_capture_reset_state(v);
+    if (err)
+        goto fail;
     if (vm->stats_on)
         v->stats = &vm->stats.vcpu[index];
     return 0;
@@ -399,6 +487,8 @@ fail:
 
 void vcpu_destroy(struct vcpu *v)
 {
+    free(v->reset_state);
+    v->reset_state = NULL;
     if (v->run)
         munmap(v->run, v->run_size);
     v->run = NULL;

@@ -19,6 +19,7 @@ struct bus;
 struct kvm_run;
 struct kvm_cpuid2;
 struct vcpu_stats;
+struct vcpu_reset_state;
 
 struct vcpu {
     struct vm *vm;
@@ -30,6 +31,7 @@ struct vcpu {
     pthread_t thread;
     bool started;               /* thread exists (guarded by vm->kick_lock) */
     struct vcpu_stats *stats;   /* NULL unless --stats/--stats-json */
+    struct vcpu_reset_state *reset_state;   /* captured at creation */
 };
 
 /* KVM_CREATE_VCPU (vcpu_id = apic_id), map kvm_run, set CPUID from
@@ -38,6 +40,15 @@ struct vcpu {
 int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index,
                 const struct kvm_cpuid2 *supported);
 void vcpu_destroy(struct vcpu *v);
+
+/* Guest reset (the thread is not running): put the vCPU back in the state
+ * it had right after vcpu_create -- registers, segment/control registers
+ * (the reset vector, or the direct boot's entry state on vCPU 0), FPU,
+ * XCR0, LAPIC, pending events, MTRR default type and PAT, and the MP state
+ * (application processors wait for INIT/SIPI again) -- and clear
+ * immediate_exit. KVM has no vCPU reset ioctl; this is the same state
+ * replayed (Intel SDM vol. 3A §9.1.1, "Processor State After Reset"). */
+int vcpu_reset(struct vcpu *v);
 
 /* Start the thread "vcpuN", pinned to host CPU `cpu`, or when cpu is -1 to
  * `fallback` (the CPUs the process had at start; NULL: inherit). */

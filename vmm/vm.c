@@ -420,6 +420,50 @@ static void undo_memory(struct vm *vm)
     gm_fini(&vm->gm);
 }
 
+struct vm_irqchip_state {
+    struct kvm_irqchip chip[3];     /* KVM_IRQCHIP_PIC_MASTER, _PIC_SLAVE, _IOAPIC */
+    struct kvm_pit_state2 pit;
+};
+
+/* The in-kernel PIC pair, IOAPIC and PIT as created: what a guest reset
+ * puts back (their power-on state). */
+static int vm_capture_irqchip(struct vm *vm)
+{
+    struct vm_irqchip_state *st = calloc(1, sizeof(*st));
+
+    if (!st)
+        return -ENOMEM;
+    for (unsigned i = 0; i < 3; i++) {
+        st->chip[i].chip_id = i;
+        if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &st->chip[i]) < 0)
+            goto fail;
+    }
+    if (ioctl(vm->vm_fd, KVM_GET_PIT2, &st->pit) < 0)
+        goto fail;
+    vm->irqchip_reset = st;
+    return 0;
+fail:;
+    int err = -errno;
+    log_err("kvm", "cannot read the in-kernel irqchip/PIT state: %s", strerror(errno));
+    free(st);
+    return err;
+}
+
+static int vm_restore_irqchip(struct vm *vm)
+{
+    struct vm_irqchip_state *st = vm->irqchip_reset;
+
+    for (unsigned i = 0; i < 3; i++)
+        if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &st->chip[i]) < 0)
+            goto fail;
+    if (ioctl(vm->vm_fd, KVM_SET_PIT2, &st->pit) < 0)
+        goto fail;
+    return 0;
+fail:
+    log_err("kvm", "guest reset: cannot reset the in-kernel irqchip/PIT: %s", strerror(errno));
+    return -errno;
+}
+
 static int step_irqchip(struct vm *vm)
 {
     struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -443,7 +487,13 @@ static int step_irqchip(struct vm *vm)
         log_err("kvm", "KVM_CREATE_PIT2: %s", strerror(errno));
         return -errno;
     }
-    return 0;
+    return vm_capture_irqchip(vm);
+}
+
+static void undo_irqchip(struct vm *vm)
+{
+    free(vm->irqchip_reset);   /* the chips themselves go with the VM fd */
+    vm->irqchip_reset = NULL;
 }
 
 static int step_irq_routing(struct vm *vm)
@@ -758,8 +808,8 @@ static int step_vcpu_threads(struct vm *vm)
     char name[16];
     int err;
 
-    if (vm->stats_on)
-        vm->stats.start_ns = stats_now_ns();
+    if (vm->stats_on && !vm->ran)
+        vm->stats.start_ns = stats_now_ns();   /* once: a guest reset keeps counting */
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         pthread_mutex_lock(&vm->kick_lock);
         err = vcpu_start(&vm->vcpus[i], cfg->cpu_pin[i],
@@ -814,7 +864,7 @@ static const struct vm_step vm_steps[] = {
     { "kvm",              step_kvm,            undo_kvm },
     { "vm",               step_vm,             undo_vm },
     { "memory",           step_memory,         undo_memory },
-    { "irqchip and pit",  step_irqchip,        NULL },
+    { "irqchip and pit",  step_irqchip,        undo_irqchip },
     { "irq routing",      step_irq_routing,    undo_irq_routing },
     { "buses",            step_buses,          undo_buses },
     { "devices",          step_devices,        undo_devices },
@@ -886,7 +936,66 @@ int vm_start(struct vm *vm)
     return 0;
 }
 
-void vm_run(struct vm *vm)
+/* Stop and join the vCPU threads for a guest reset; kicks stay possible
+ * again once the threads are restarted. */
+static void vm_join_vcpu_threads(struct vm *vm)
+{
+    pthread_mutex_lock(&vm->kick_lock);
+    vm_kick_all(vm);
+    vm->kicks_disabled = true;
+    pthread_mutex_unlock(&vm->kick_lock);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        if (vm->vcpus[i].started) {
+            pthread_join(vm->vcpus[i].thread, NULL);
+            pthread_mutex_lock(&vm->kick_lock);
+            vm->vcpus[i].started = false;
+            pthread_mutex_unlock(&vm->kick_lock);
+        }
+    }
+}
+
+/* The guest asked for a reset: restart it in this process (see vm.h). On
+ * failure the VM stays stopped with reason VM_STOP_RESET (exit status 3). */
+static int vm_reset(struct vm *vm)
+{
+    uint64_t v;
+    int err;
+
+    vm_join_vcpu_threads(vm);
+    vm->resets++;
+    log_info("vm", "the guest reset: restarting it (reset #%u)", vm->resets);
+
+    undo_platform(vm);
+    err = step_platform(vm);
+    if (!err)
+        err = step_tables(vm);
+    if (!err)
+        err = step_kernel(vm);
+    if (!err)
+        err = vm_restore_irqchip(vm);
+    for (unsigned i = 0; !err && i < vm->nr_vcpus; i++)
+        err = vcpu_reset(&vm->vcpus[i]);
+    if (err) {
+        log_err("vm", "the guest reset, and restarting it failed (%s); minivmm exits with "
+                "status 3", strerror(-err));
+        return err;
+    }
+    while (read(vm->stop_efd, &v, sizeof(v)) == sizeof(v))
+        ;
+    atomic_store(&vm->stop_code, 0);
+    atomic_store(&vm->stop_reason, VM_RUNNING);
+    pthread_mutex_lock(&vm->kick_lock);
+    vm->kicks_disabled = false;
+    pthread_mutex_unlock(&vm->kick_lock);
+    err = step_vcpu_threads(vm);
+    if (err) {
+        vm_request_stop(vm, VM_STOP_ERROR, 0);
+        return err;
+    }
+    return 0;
+}
+
+static void vm_wait_for_stop(struct vm *vm)
 {
     struct pollfd p[2] = {
         { .fd = vm->signal_fd, .events = POLLIN },
@@ -915,13 +1024,24 @@ void vm_run(struct vm *vm)
                 log_warn("vm", "reading the stop eventfd: %s", strerror(errno));
         }
     }
+}
+
+void vm_run(struct vm *vm)
+{
+    for (;;) {
+        vm_wait_for_stop(vm);
+        if (atomic_load(&vm->stop_reason) != VM_STOP_RESET || vm->cfg->no_reboot)
+            break;
+        if (vm_reset(vm))
+            break;
+    }
     switch (atomic_load(&vm->stop_reason)) {
     case VM_STOP_POWEROFF:
         log_info("vm", "the guest powered off");
         break;
     case VM_STOP_RESET:
-        log_info("vm", "the guest asked for a reset; restarting in-process arrives with the "
-                 "q35/OVMF work, so minivmm exits with status 3");
+        if (vm->cfg->no_reboot)
+            log_info("vm", "the guest reset; --no-reboot: minivmm exits with status 3");
         break;
     case VM_STOP_DEBUG_EXIT:
         log_info("vm", "debug-exit: the guest wrote 0x%x (exit status %d)",

@@ -43,6 +43,7 @@ struct uart;
 struct i8042;
 struct sysctl;
 struct q35;
+struct vm_irqchip_state;
 
 struct vm {
     const struct config *cfg;
@@ -57,6 +58,8 @@ struct vm {
     struct gm gm;
     int ram_slots[GM_MAX_REGIONS];
     struct irq_table irq;
+    struct vm_irqchip_state *irqchip_reset;   /* PIC, IOAPIC, PIT as created */
+    unsigned resets;                /* in-process guest resets so far */
     struct bus pio, mmio;
     struct dev_env env;
 
@@ -109,9 +112,16 @@ int vm_create(const struct config *cfg, struct vm **out);
 /* Run the start-up steps; on failure undo those done and return -errno
  * (the failing step has logged why). */
 int vm_start(struct vm *vm);
-/* Wait for a stop request or SIGINT/SIGTERM/SIGHUP; then stop the vCPUs. */
+/* Wait for a stop request or SIGINT/SIGTERM/SIGHUP; then stop the vCPUs.
+ * A guest reset (0xCF9, i8042 0xFE, triple fault, KVM reset event)
+ * restarts the guest in this process unless --no-reboot: vCPU threads
+ * stopped and joined, the q35 platform re-created (PCI config, fw_cfg,
+ * flash mode; the VARS file and the host clock behind the RTC stay), the
+ * in-kernel PIC/IOAPIC/PIT and every vCPU put back as created, the direct
+ * boot's tables and kernel reloaded, threads started again. */
 void vm_run(struct vm *vm);
-/* 0 power-off, debug-exit value & 0xff, 2 fatal error, 3 reset, 128+signo. */
+/* 0 power-off, debug-exit value & 0xff, 2 fatal error, 3 reset with
+ * --no-reboot (or a restart that failed), 128+signo. */
 int vm_exit_code(const struct vm *vm);
 /* Undo every step done (joins the vCPU threads first), free vm. */
 void vm_destroy(struct vm *vm);
