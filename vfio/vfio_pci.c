@@ -926,6 +926,26 @@ int vfio_pci_slot_link(struct vfio_pci *v, unsigned slot, unsigned *speed, unsig
     return 0;
 }
 
+void vfio_pci_unplug(struct vfio_pci *v)
+{
+    if (!v)
+        return;
+    for (unsigned i = 0; i < v->nr_fns; i++) {
+        struct vfio_pci_fn *fn = v->fns[i];
+        pthread_mutex_lock(&fn->lock);
+        if (fn->intx_ready) {
+            vfio_intx_disable(&fn->intx, &fn->dev, v->vm.irq);
+            vfio_intx_fini(&fn->intx);
+            fn->intx_ready = false;
+        }
+        pthread_mutex_unlock(&fn->lock);
+        if (fn->plugged && v->bus)
+            pci_bus_remove(v->bus, &fn->pdev);
+        fn->plugged = false;
+    }
+    v->bus = NULL;
+}
+
 int vfio_pci_reset(struct vfio_pci *v)
 {
     if (!v)

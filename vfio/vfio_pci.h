@@ -144,6 +144,11 @@ int vfio_pci_plug(struct vfio_pci *v, unsigned slot, struct pci_bus *bus, struct
  * describe the same link. -ENOENT when the function has no PCIe link. */
 int vfio_pci_slot_link(struct vfio_pci *v, unsigned slot, unsigned *speed, unsigned *width);
 
+/* Take every function off the bus it was plugged on (INTx disconnected),
+ * so the platform under it can be torn down or re-created (an in-process
+ * guest reset re-creates q35); vfio_pci_plug may be called again after. */
+void vfio_pci_unplug(struct vfio_pci *v);
+
 /* In-process guest reset: interrupts off, BARs unmapped, every function
  * reset, config space back to power-on. */
 int vfio_pci_reset(struct vfio_pci *v);

@@ -35,6 +35,7 @@
 #include "devices/q35.h"
 #include "devices/sysctl.h"
 #include "devices/uart.h"
+#include "vfio/vfio_pci.h"
 #include "vmm/log.h"
 
 #define KVM_API_VERSION_EXPECTED 12
@@ -215,11 +216,6 @@ static int step_boot_source(struct vm *vm)
         int err = -errno;
         log_err("vm", "--initrd %s: %s; give a readable initramfs", cfg->initrd, strerror(errno));
         return err;
-    }
-    if (vm->cfg->vfio.nr) {
-        log_err("vm", "--gpu/--device: passthrough is not wired into the VM yet; run without "
-                "them for now");
-        return -ENOTSUP;
     }
     return 0;
 }
@@ -618,6 +614,45 @@ static void vm_acpi_config(struct vm *vm)
     };
 }
 
+/* --gpu/--device (vfio/vfio_pci.h): the host functions opened, guest RAM
+ * mapped for their DMA, reset; after RAM and the irq table, before the
+ * platform, which plugs each guest slot behind a root port of its own. */
+static int step_vfio(struct vm *vm)
+{
+    struct vfio_vm vv = {
+        .vm_fd = vm->vm_fd, .pio = &vm->pio, .mmio = &vm->mmio, .gm = &vm->gm,
+        .irq = &vm->irq, .slots = &vm->memslots,
+    };
+    struct vfio_pci_opts o = { .behind_root_port = true };
+    int err;
+
+    if (!vm->cfg->vfio.nr)
+        return 0;
+    err = vfio_pci_create(&vm->cfg->vfio, &vv, &o, &vm->vfio);
+    if (err)
+        return err;
+    if (vfio_pci_nr_slots(vm->vfio) > Q35_MAX_ROOT_PORTS) {
+        log_err("vm", "--gpu/--device: %u guest slots; the q35 platform has %d root ports: pass "
+                "fewer devices", vfio_pci_nr_slots(vm->vfio), Q35_MAX_ROOT_PORTS);
+        vfio_pci_destroy(vm->vfio);
+        vm->vfio = NULL;
+        return -E2BIG;
+    }
+    return 0;
+}
+
+static void undo_vfio(struct vm *vm)
+{
+    vfio_pci_destroy(vm->vfio);   /* after undo_platform unplugged it */
+    vm->vfio = NULL;
+}
+
+static int vm_intx_gsi(void *ctx, const struct pci_device *d, uint8_t pin)
+{
+    (void)ctx;
+    return q35_intx_gsi(d, pin);
+}
+
 static void undo_platform(struct vm *vm);
 
 /* The q35 platform (devices/q35.h): PCI host with ECAM, MCH, LPC with the
@@ -633,7 +668,7 @@ static int step_platform(struct vm *vm)
     vm_acpi_config(vm);
     struct q35_config qc = {
         .nr_cpus = cfg->nr_cpus,
-        .nr_root_ports = 0,
+        .nr_root_ports = vm->vfio ? vfio_pci_nr_slots(vm->vfio) : 0,
         .firmware = cfg->firmware_boot,
         .pflash = { .code_path = cfg->firmware, .vars_path = vm->vars_path },
         .acpi = &vm->acpi,
@@ -645,6 +680,14 @@ static int step_platform(struct vm *vm)
     err = q35_create(&vm->env, &qc, &vm->q35);
     if (err)
         return err;
+    for (unsigned i = 0; vm->vfio && i < vfio_pci_nr_slots(vm->vfio); i++) {
+        err = vfio_pci_plug(vm->vfio, i, q35_pci_bus(vm->q35), q35_root_port(vm->q35, i), 0,
+                            vm_intx_gsi, NULL);
+        if (err) {
+            undo_platform(vm);
+            return err;
+        }
+    }
     if (cfg->firmware_boot) {
         uint64_t gpa, size;
         uint8_t *hva;
@@ -669,6 +712,7 @@ static void undo_platform(struct vm *vm)
     if (vm->flash_slot >= 0)
         memslot_remove(&vm->memslots, vm->flash_slot);
     vm->flash_slot = -1;
+    vfio_pci_unplug(vm->vfio);   /* the functions sit on q35's bus */
     q35_destroy(vm->q35);
     vm->q35 = NULL;
 }
@@ -868,6 +912,7 @@ static const struct vm_step vm_steps[] = {
     { "irq routing",      step_irq_routing,    undo_irq_routing },
     { "buses",            step_buses,          undo_buses },
     { "devices",          step_devices,        undo_devices },
+    { "vfio",             step_vfio,           undo_vfio },
     { "q35 platform",     step_platform,       undo_platform },
     { "firmware tables",  step_tables,         NULL },
     { "kernel",           step_kernel,         NULL },
@@ -965,6 +1010,8 @@ static int vm_reset(struct vm *vm)
     vm->resets++;
     log_info("vm", "the guest reset: restarting it (reset #%u)", vm->resets);
 
+    vfio_pci_unplug(vm->vfio);
+    vfio_pci_reset(vm->vfio);    /* interrupts off, BARs unmapped, functions reset */
     undo_platform(vm);
     err = step_platform(vm);
     if (!err)

@@ -43,6 +43,7 @@ struct uart;
 struct i8042;
 struct sysctl;
 struct q35;
+struct vfio_pci;
 struct vm_irqchip_state;
 
 struct vm {
@@ -69,6 +70,7 @@ struct vm {
     struct i8042 *i8042;
     struct sysctl *sysctl;
     struct q35 *q35;                /* PCI, MCH, LPC (+ACPI PM), RTC, fw_cfg, flash */
+    struct vfio_pci *vfio;          /* --gpu/--device: one root port per guest slot */
     int flash_slot;                 /* OVMF CODE as a read-only KVM slot; -1 none */
     char vars_path[4096];           /* firmware: the VARS copy in use */
 
