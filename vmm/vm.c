@@ -655,6 +655,36 @@ static int vm_intx_gsi(void *ctx, const struct pci_device *d, uint8_t pin)
 
 static void undo_platform(struct vm *vm);
 
+/* OVMF reads its variable store many thousand times on the way to the
+ * shell; while the flash is in read-array mode those reads need no device,
+ * so VARS is a read-only KVM slot then (QEMU's "romd" mode) and reads cost
+ * no exit. Any write still exits (read-only slot -> MMIO) and reaches the
+ * CFI state machine; when it leaves array mode (program, erase, status,
+ * ID, CFI query) the slot goes, so reads come to the device again. Called
+ * by pflash under its lock, on the vCPU thread that wrote the command. */
+static void vm_vars_romd(void *opaque, bool array_mode)
+{
+    struct vm *vm = opaque;
+    uint64_t gpa, size;
+    uint8_t *hva;
+
+    if (!array_mode) {
+        if (vm->vars_slot >= 0)
+            memslot_remove(&vm->memslots, vm->vars_slot);
+        vm->vars_slot = -1;
+        return;
+    }
+    if (vm->vars_slot >= 0 || !vm->q35)
+        return;
+    pflash_region(vm->q35->pflash, PFLASH_VARS, &gpa, &hva, &size);
+    vm->vars_slot = memslot_add(&vm->memslots, gpa, size, hva, MEMSLOT_READONLY);
+    if (vm->vars_slot < 0) {
+        log_warn("vm", "UEFI variable store: cannot map it read-only (%s); its reads go through "
+                 "MMIO exits", strerror(-vm->vars_slot));
+        vm->vars_slot = -1;
+    }
+}
+
 /* The q35 platform (devices/q35.h): PCI host with ECAM, MCH, LPC with the
  * ACPI PM block, root ports, RTC, fw_cfg, and for a firmware boot the flash:
  * OVMF's CODE becomes a read-only KVM slot (the guest executes from it;
@@ -670,7 +700,8 @@ static int step_platform(struct vm *vm)
         .nr_cpus = cfg->nr_cpus,
         .nr_root_ports = vm->vfio ? vfio_pci_nr_slots(vm->vfio) : 0,
         .firmware = cfg->firmware_boot,
-        .pflash = { .code_path = cfg->firmware, .vars_path = vm->vars_path },
+        .pflash = { .code_path = cfg->firmware, .vars_path = vm->vars_path,
+                    .romd_changed = vm_vars_romd, .romd_opaque = vm },
         .acpi = &vm->acpi,
         .pci_mmio64_mb = VM_MMIO64_SIZE >> 20,
         .kernel = cfg->firmware_boot ? cfg->kernel : NULL,
@@ -703,6 +734,7 @@ static int step_platform(struct vm *vm)
         }
         log_debug("vm", "firmware: CODE at 0x%" PRIx64 " (+0x%" PRIx64 "), VARS %s", gpa, size,
                   vm->vars_path);
+        vm_vars_romd(vm, true);   /* the flash starts in read-array mode */
     }
     return 0;
 }
@@ -712,6 +744,9 @@ static void undo_platform(struct vm *vm)
     if (vm->flash_slot >= 0)
         memslot_remove(&vm->memslots, vm->flash_slot);
     vm->flash_slot = -1;
+    if (vm->vars_slot >= 0)
+        memslot_remove(&vm->memslots, vm->vars_slot);
+    vm->vars_slot = -1;
     vfio_pci_unplug(vm->vfio);   /* the functions sit on q35's bus */
     q35_destroy(vm->q35);
     vm->q35 = NULL;
@@ -942,7 +977,7 @@ int vm_create(const struct config *cfg, struct vm **out)
         return -ENOMEM;
     vm->cfg = cfg;
     vm->kvm_fd = vm->vm_fd = vm->serial_fd = -1;
-    vm->flash_slot = -1;
+    vm->flash_slot = vm->vars_slot = -1;
     vm->stop_efd = vm->signal_fd = -1;
     atomic_init(&vm->stop_reason, VM_RUNNING);
     atomic_init(&vm->stop_code, 0);

@@ -72,6 +72,7 @@ struct vm {
     struct q35 *q35;                /* PCI, MCH, LPC (+ACPI PM), RTC, fw_cfg, flash */
     struct vfio_pci *vfio;          /* --gpu/--device: one root port per guest slot */
     int flash_slot;                 /* OVMF CODE as a read-only KVM slot; -1 none */
+    int vars_slot;                  /* VARS while in read-array mode; -1 none */
     char vars_path[4096];           /* firmware: the VARS copy in use */
 
     /* boot */
