@@ -308,11 +308,8 @@ struct vcpu_reset_state {
     struct kvm_vcpu_events events;
     struct kvm_xcrs xcrs;
     bool have_xcrs;
-    struct {
-        struct kvm_msrs hdr;
-        struct kvm_msr_entry e[VCPU_RESET_MSRS];
-    } msrs;
-    int nr_msrs;
+    int nr_msrs;                /* how many of msrs' entries KVM read */
+    struct kvm_msrs *msrs;      /* header + VCPU_RESET_MSRS entries */
 };
 
 /* Read everything vcpu_reset will put back. */
@@ -320,22 +317,27 @@ static int vcpu_capture_reset_state(struct vcpu *v)
 {
     struct vcpu_reset_state *r = calloc(1, sizeof(*r));
 
-    if (!r)
+    if (r)
+        r->msrs = calloc(1, sizeof(*r->msrs) + VCPU_RESET_MSRS * sizeof(r->msrs->entries[0]));
+    if (!r || !r->msrs) {
+        free(r);
         return -ENOMEM;
+    }
     if (ioctl(v->fd, KVM_GET_REGS, &r->regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &r->sregs) < 0 ||
         ioctl(v->fd, KVM_GET_FPU, &r->fpu) < 0 || ioctl(v->fd, KVM_GET_LAPIC, &r->lapic) < 0 ||
         ioctl(v->fd, KVM_GET_MP_STATE, &r->mp) < 0 ||
         ioctl(v->fd, KVM_GET_VCPU_EVENTS, &r->events) < 0) {
         int err = -errno;
         log_err("vcpu", "vcpu%u: cannot read its reset state: %s", v->index, strerror(errno));
+        free(r->msrs);
         free(r);
         return err;
     }
     r->have_xcrs = ioctl(v->fd, KVM_GET_XCRS, &r->xcrs) == 0;
-    r->msrs.hdr.nmsrs = VCPU_RESET_MSRS;
-    r->msrs.e[0].index = MSR_IA32_CR_PAT;
-    r->msrs.e[1].index = MSR_MTRR_DEF_TYPE;
-    r->nr_msrs = ioctl(v->fd, KVM_GET_MSRS, &r->msrs);
+    r->msrs->nmsrs = VCPU_RESET_MSRS;
+    r->msrs->entries[0].index = MSR_IA32_CR_PAT;
+    r->msrs->entries[1].index = MSR_MTRR_DEF_TYPE;
+    r->nr_msrs = ioctl(v->fd, KVM_GET_MSRS, r->msrs);
     if (r->nr_msrs < 0)
         r->nr_msrs = 0;
     v->reset_state = r;
@@ -365,8 +367,8 @@ int vcpu_reset(struct vcpu *v)
     else if (ioctl(v->fd, KVM_SET_MP_STATE, &r->mp) < 0)
         what = "KVM_SET_MP_STATE";
     if (!what && r->nr_msrs > 0) {
-        r->msrs.hdr.nmsrs = (uint32_t)r->nr_msrs;
-        if (ioctl(v->fd, KVM_SET_MSRS, &r->msrs) < 0)
+        r->msrs->nmsrs = (uint32_t)r->nr_msrs;
+        if (ioctl(v->fd, KVM_SET_MSRS, r->msrs) < 0)
             what = "KVM_SET_MSRS";
     }
     if (what) {
@@ -487,6 +489,8 @@ fail:
 
 void vcpu_destroy(struct vcpu *v)
 {
+    if (v->reset_state)
+        free(v->reset_state->msrs);
     free(v->reset_state);
     v->reset_state = NULL;
     if (v->run)
