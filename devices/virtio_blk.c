@@ -284,6 +284,12 @@ int virtio_blk_plug(struct virtio_blk *b, struct pci_bus *bus, struct pci_device
     return virtio_pci_plug(&b->vp, bus, parent, devfn, intx_gsi, ctx);
 }
 
+void virtio_blk_unplug(struct virtio_blk *b)
+{
+    if (b)
+        virtio_pci_unplug(&b->vp);
+}
+
 void virtio_blk_reset(struct virtio_blk *b)
 {
     virtio_pci_reset(&b->vp);

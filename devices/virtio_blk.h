@@ -34,7 +34,8 @@
  *   struct virtio_pci_vm vm = { &vm->env, &vm->irq, vm->vm_fd };
  *   virtio_blk_create(&vm, &cfg->disks.disk[i], i, cfg->io_pin, &blk[i]);
  *   virtio_blk_plug(blk[i], bus, parent, devfn, intx_gsi, ctx);
- *   ... run ...  virtio_blk_reset(blk[i]) on a system reset
+ *   ... run ...
+ *   virtio_blk_unplug(blk[i]) before the bus goes (reset), plug again after
  *   virtio_blk_destroy(blk[i]) after the vCPUs stopped. */
 #ifndef MINIVMM_VIRTIO_BLK_H
 #define MINIVMM_VIRTIO_BLK_H
@@ -98,7 +99,11 @@ int virtio_blk_create(const struct virtio_pci_vm *vm, const struct virtio_blk_ar
 int virtio_blk_plug(struct virtio_blk *b, struct pci_bus *bus, struct pci_device *parent,
                     uint8_t devfn, int (*intx_gsi)(void *ctx, const struct pci_device *d,
                                                    uint8_t pin), void *ctx);
-/* System reset: requests in flight finish, the device is back to power-on. */
+/* Guest/system reset when the PCI bus itself is re-created (vmm/vm.c's
+ * in-process reset): off the bus, requests in flight finish, the device
+ * and its config space back to power-on; plug it again on the new bus. */
+void virtio_blk_unplug(struct virtio_blk *b);
+/* Reset in place (the bus stays): the device and MSI-X back to power-on. */
 void virtio_blk_reset(struct virtio_blk *b);
 /* Off the bus, threads stopped (requests in flight finish first), image
  * flushed and closed. */

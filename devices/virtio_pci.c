@@ -896,6 +896,31 @@ int virtio_pci_plug(struct virtio_pci *vp, struct pci_bus *bus, struct pci_devic
     return 0;
 }
 
+void virtio_pci_unplug(struct virtio_pci *vp)
+{
+    if (!vp->cfg.ops)
+        return;   /* never initialized */
+    if (vp->plugged) {
+        pci_bus_remove(vp->bus, &vp->pdev);
+        vp->plugged = false;
+        vp->bus = NULL;
+    }
+    if (vp->bar_addr != PCI_BAR_UNMAPPED) {
+        ioeventfds_off(vp, vp->bar_addr);
+        bus_unregister(vp->vm.env->mmio, vp->bar_addr);
+        vp->bar_addr = PCI_BAR_UNMAPPED;
+    }
+    virtio_pci_reset(vp);
+    if (vp->intx_level && vp->intx_gsi >= 0)
+        dev_irq_set(vp->vm.env, (unsigned)vp->intx_gsi, 0);
+    vp->intx_level = false;
+    vp->intx_gsi = -1;
+    atomic_store(&vp->intx_disabled, false);
+    /* Power-on config space: BARs unassigned, decoding off, MSI-X off. */
+    if (build_config_space(vp))
+        log_err(COMP, "%s: cannot lay out the PCI config space again", vp->name);
+}
+
 void virtio_pci_fini(struct virtio_pci *vp)
 {
     if (vp->plugged) {

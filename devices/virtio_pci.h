@@ -187,6 +187,10 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_vm *vm,
 int virtio_pci_plug(struct virtio_pci *vp, struct pci_bus *bus, struct pci_device *parent,
                     uint8_t devfn, int (*intx_gsi)(void *ctx, const struct pci_device *d,
                                                    uint8_t pin), void *ctx);
+/* Off the bus (a platform reset re-creates the bus: plug again after):
+ * BAR unregistered, the device reset (its requests in flight finish), MSI-X
+ * and INTx off, config space back to power-on. Harmless when not plugged. */
+void virtio_pci_unplug(struct virtio_pci *vp);
 /* Off the bus, BAR unregistered, ioeventfds/irqfds/routes removed, the
  * device stopped if it ran. */
 void virtio_pci_fini(struct virtio_pci *vp);

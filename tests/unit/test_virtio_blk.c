@@ -929,3 +929,18 @@ Test(virtio_blk, empty_file_refused)
     cr_assert_eq(truncate(path, 100), 0);
     cr_assert_eq(create_disk("", &blk), -EINVAL);
 }
+
+Test(virtio_blk, unplug_and_plug_again_after_platform_reset)
+{
+    disk_up("", 1);
+    cr_assert_eq(request(0, VIRTIO_BLK_T_IN, 2, DATA_GPA, 512, true, NULL), VIRTIO_BLK_S_OK);
+    virtio_blk_unplug(blk);
+    pci_bus_fini(&pb);
+    cr_assert_eq(pci_bus_init(&pb, &fe.pio, &fe.mmio), 0);
+    cr_assert_eq(virtio_blk_plug(blk, &pb, NULL, DEVFN, intx_rule, NULL), 0);
+    driver_init(1);
+    cr_assert_eq(request(0, VIRTIO_BLK_T_IN, 3, DATA_GPA, 512, true, NULL), VIRTIO_BLK_S_OK);
+    uint8_t b;
+    cr_assert_eq(gm_read(&gm, DATA_GPA, &b, 1), 0);
+    cr_assert_eq(b, pattern_byte(3 * 512));
+}

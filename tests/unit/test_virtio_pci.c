@@ -651,3 +651,37 @@ Test(virtio_pci_port, endpoint_behind_root_port)
     gm_fini(&gm);
     fake_env_fini(&fe);
 }
+
+Test(virtio_pci, unplug_then_plug_on_a_new_bus)
+{
+    map_bar();
+    negotiate(GOOD_FEATURES);
+    setup_queue(0, 16, 0x1000, 0x2000, 0x3000);
+    cfg_wr(0x98 + 2, 2, 0x8000);
+    msix_entry(0, 0xFEE00000, 0x4041, false);
+    set_status(status() | VIRTIO_CONFIG_S_DRIVER_OK);
+    cr_assert_eq(dummy.starts, 1);
+
+    virtio_pci_unplug(&vp);
+    cr_assert_eq(dummy.stops, 1, "the device was stopped");
+    cr_assert_null(bus_find(&fe.mmio, BAR_ADDR, 4), "BAR0 no longer decodes");
+    cr_assert_not(vp.vec_attached[0], "MSI-X vectors unrouted");
+    cr_assert_eq(pci_config_read(&pb, 0, DEVFN, PCI_VENDOR_ID, 2, &(uint32_t){ 0 }), -ENODEV);
+    virtio_pci_unplug(&vp);   /* twice is harmless */
+
+    /* The platform re-creates its bus; the function goes on the new one at
+     * power-on state. */
+    pci_bus_fini(&pb);
+    cr_assert_eq(pci_bus_init(&pb, &fe.pio, &fe.mmio), 0);
+    cr_assert_eq(virtio_pci_plug(&vp, &pb, NULL, DEVFN, intx_rule, NULL), 0);
+    cr_assert_eq(cfg_rd(PCI_COMMAND, 2), 0);
+    cr_assert_eq(cfg_rd(PCI_BAR0, 4), 0x4, "BAR unassigned");
+    cr_assert_eq(cfg_rd(0x98 + 2, 2), NQ, "MSI-X off");
+    map_bar();
+    cr_assert_eq(status(), 0);
+    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    negotiate(GOOD_FEATURES);
+    setup_queue(0, 16, 0x1000, 0x2000, 0x3000);
+    set_status(status() | VIRTIO_CONFIG_S_DRIVER_OK);
+    cr_assert_eq(dummy.starts, 2);
+}
