@@ -275,3 +275,36 @@ Test(vfio_pci_rom, rom_from_file_as_read_only_slot, .init = setup_rom, .fini = t
     cfg_wr(PCI_ROM_ADDRESS, 4, 0xfeb00000);
     cr_assert_eq(slots_used(), 0, "ROM enable bit off");
 }
+
+static int gsi_20(void *ctx, const struct pci_device *d, uint8_t pin)
+{
+    (void)ctx;
+    (void)d;
+    return pin == 1 ? 20 : -1;
+}
+
+/* An in-process guest reset re-creates the platform under the functions:
+ * vfio_pci_unplug takes them off the bus (INTx eventfds closed), and they
+ * can be plugged again. */
+Test(vfio_pci, unplug_and_plug_again)
+{
+    cr_assert_eq(cfg_rd(PCI_VENDOR_ID, 4), 0x00101b36);
+    vfio_pci_unplug(v);
+    cr_assert_not(fn->plugged);
+    uint32_t val = 0;
+    pci_config_read(&pb, 0, DEVFN, PCI_VENDOR_ID, 4, &val);
+    cr_assert_eq(val, 0xffffffff, "gone from the bus: absent functions read all ones");
+    vfio_pci_unplug(v);             /* twice is harmless */
+
+    cr_assert_eq(vfio_pci_plug(v, 0, &pb, NULL, 3, gsi_20, NULL), 0);
+    cr_assert(fn->plugged);
+    cr_assert_eq(cfg_rd(PCI_VENDOR_ID, 4), 0x00101b36, "back on the bus");
+    cr_assert(fn->intx_ready, "INTA routed to GSI 20");
+    cr_assert_eq(fn->intx.gsi, 20);
+    cr_assert_geq(fn->intx.trigger_fd, 0);
+    vfio_pci_unplug(v);
+    cr_assert_not(fn->intx_ready);
+    cr_assert_eq(fn->intx.trigger_fd, -1, "INTx eventfds closed");
+    cr_assert_eq(fn->intx.resample_fd, -1);
+    cr_assert_eq(vfio_pci_plug(v, 0, &pb, NULL, 3, NULL, NULL), 0, "plugs again");
+}
