@@ -313,6 +313,14 @@ static int step_kvm(struct vm *vm)
             return -ENOTSUP;
         }
     }
+    /* OVMF executes from its CODE flash: a read-only slot (KVM API 4.35,
+     * KVM_MEM_READONLY), since KVM cannot fetch instructions from MMIO. */
+    if (cfg->firmware_boot && ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0) {
+        log_err("kvm", "this host's KVM lacks KVM_CAP_READONLY_MEM, which booting firmware needs "
+                "(the flash is a read-only slot); use a newer host kernel, or boot Linux directly "
+                "with --kernel");
+        return -ENOTSUP;
+    }
     v = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (v < (int)sizeof(struct kvm_run)) {
         log_err("kvm", "KVM_GET_VCPU_MMAP_SIZE gave %d", v);
