@@ -74,7 +74,9 @@ int q35_create(const struct dev_env *env, const struct q35_config *cfg, struct q
         goto fail;
 
     for (unsigned i = 0; i < cfg->nr_root_ports; i++) {
-        struct pci_root_port_config rc = { .port_nr = (uint8_t)i, .slot_nr = (uint16_t)(i + 1) };
+        struct pci_root_port_config rc = { .port_nr = (uint8_t)i, .slot_nr = (uint16_t)(i + 1),
+                                           .speed = (enum pci_link_speed)cfg->port_link[i].speed,
+                                           .width = cfg->port_link[i].width };
         err = pci_root_port_init(&q->ports[i], &rc);
         if (!err)
             err = pci_bus_add(&q->pci, NULL, PCI_DEVFN(Q35_ROOT_PORT_SLOT0 + i, 0),

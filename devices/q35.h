@@ -44,6 +44,9 @@
 struct q35_config {
     unsigned nr_cpus;
     unsigned nr_root_ports;         /* 0..Q35_MAX_ROOT_PORTS */
+    /* optional: the link root port i reports (a passed-through device's
+     * negotiated speed and width, vfio_pci_slot_link); 0: the defaults */
+    struct { unsigned speed, width; } port_link[Q35_MAX_ROOT_PORTS];
     bool firmware;                  /* boot OVMF from flash (else direct kernel boot) */
     struct pflash_config pflash;    /* firmware only */
     /* fw_cfg items (firmware only) */

@@ -716,6 +716,20 @@ static int step_platform(struct vm *vm)
         .initrd = cfg->firmware_boot ? cfg->initrd : NULL,
         .cmdline = cfg->firmware_boot && cfg->kernel ? cfg->cmdline : NULL,
     };
+    /* Each root port reports the link its device negotiated on the host
+     * (PCIe 6.0 §7.5.3.8), within what the port can say: 2.5-16 GT/s, x1-x16. */
+    for (unsigned i = 0; i < qc.nr_root_ports && i < Q35_MAX_ROOT_PORTS; i++) {
+        unsigned speed, width;
+        if (vfio_pci_slot_link(vm->vfio, i, &speed, &width) == 0) {
+            static const unsigned widths[] = { 16, 8, 4, 2, 1 };
+            qc.port_link[i].speed = speed > PCI_LINK_16GT ? PCI_LINK_16GT : speed;
+            for (unsigned k = 0; k < sizeof(widths) / sizeof(widths[0]); k++)
+                if (width >= widths[k]) {
+                    qc.port_link[i].width = widths[k];
+                    break;
+                }
+        }
+    }
     err = q35_create(&vm->env, &qc, &vm->q35);
     if (err)
         return err;

@@ -390,3 +390,33 @@ Test(q35_platform, direct_boot_presets_and_failure_undo)
     gm_fini(&g);
     fake_env_fini(&f);
 }
+
+/* Root port i reports the link given in port_link[i] (a passed-through
+ * device's), and the defaults otherwise: Link Capabilities max speed in
+ * bits 3:0, max width in bits 9:4 (PCIe 6.0 §7.5.3.6). */
+Test(q35_platform, root_port_link_from_config)
+{
+    struct fake_env f;
+    struct gm g;
+    struct q35 *q;
+    fake_env_init(&f);
+    struct gm_config gc = { .size = 16u << 20, .lock = false };
+    cr_assert_eq(gm_init(&g, &gc), 0);
+    f.env.gm = &g;
+    struct q35_config c = { .nr_cpus = 1, .nr_root_ports = 2 };
+    c.port_link[0].speed = PCI_LINK_8GT;
+    c.port_link[0].width = 16;
+    cr_assert_eq(q35_create(&f.env, &c, &q), 0);
+    uint32_t lnkcap_off = PCI_ROOT_PORT_EXP_CAP + PCI_EXP_LNKCAP;
+    pio_out(&f, 0xCF8, 0x80000000u | 2u << 11 | lnkcap_off, 4);
+    uint32_t cap0 = pio_in(&f, 0xCFC, 4);
+    cr_assert_eq(cap0 & 0xF, PCI_LINK_8GT, "port 0: 8 GT/s");
+    cr_assert_eq((cap0 >> 4) & 0x3F, 16, "port 0: x16");
+    pio_out(&f, 0xCF8, 0x80000000u | 3u << 11 | lnkcap_off, 4);
+    uint32_t cap1 = pio_in(&f, 0xCFC, 4);
+    cr_assert_eq(cap1 & 0xF, PCI_LINK_2_5GT, "port 1: default 2.5 GT/s");
+    cr_assert_eq((cap1 >> 4) & 0x3F, 1, "port 1: default x1");
+    q35_destroy(q);
+    gm_fini(&g);
+    fake_env_fini(&f);
+}
