@@ -1,0 +1,546 @@
+/* devices/virtio_net.c, devices/virtio_net_args.c: the transmit header
+ * check on hand-made chains, --net parsing, and the NIC end to end over a
+ * SOCK_SEQPACKET socketpair standing in for the tap (same packet framing,
+ * the 12-byte header included): a driver written here programs the
+ * transport through the MMIO bus, the I/O thread moves packets on io_uring. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
+#include <linux/virtio_ring.h>
+#define VIRTIO_PCI_NO_LEGACY
+#include <linux/virtio_pci.h>
+
+#include "devices/pci.h"
+#include "devices/virtio_net.h"
+#include "devices/virtio_net_args.h"
+#include "devices/virtio_pci.h"
+#include "fake_env.h"
+#include "vmm/gm.h"
+#include "vmm/irq.h"
+
+/* ---- transmit check ---- */
+
+struct mk {
+    struct virtq_seg seg[4];
+    struct virtq_chain c;
+    uint8_t buf[4][2048];
+};
+
+static void mk_packet(struct mk *m, const struct virtio_net_hdr_v1 *h, uint32_t frame, bool split)
+{
+    memset(m, 0, sizeof(*m));
+    m->c.seg = m->seg;
+    m->c.cap = 4;
+    memcpy(m->buf[0], h, sizeof(*h));
+    if (split) {
+        m->seg[0] = (struct virtq_seg){ .hva = m->buf[0], .len = 12 };
+        m->seg[1] = (struct virtq_seg){ .hva = m->buf[1], .len = frame };
+        m->c.nr = m->c.nr_readable = 2;
+    } else {
+        m->seg[0] = (struct virtq_seg){ .hva = m->buf[0], .len = 12 + frame };
+        m->c.nr = m->c.nr_readable = 1;
+    }
+    m->c.readable_len = 12 + frame;
+}
+
+#define F(x) (1ULL << VIRTIO_NET_F_##x)
+
+Test(virtio_net_tx, plain_packets_pass)
+{
+    struct mk m;
+    struct virtio_net_hdr_v1 h = { 0 };
+    mk_packet(&m, &h, 60, true);
+    cr_assert_eq(virtio_net_tx_check(&m.c, 0), 0);
+    mk_packet(&m, &h, 1514, false);
+    cr_assert_eq(virtio_net_tx_check(&m.c, 0), 0);
+}
+
+Test(virtio_net_tx, too_short_or_writable)
+{
+    struct mk m;
+    struct virtio_net_hdr_v1 h = { 0 };
+    mk_packet(&m, &h, 13, true);
+    cr_assert_eq(virtio_net_tx_check(&m.c, 0), -EINVAL, "shorter than an Ethernet header");
+    mk_packet(&m, &h, 60, true);
+    m.seg[2] = (struct virtq_seg){ .hva = m.buf[2], .len = 4, .write = true };
+    m.c.nr = 3;
+    m.c.writable_len = 4;
+    cr_assert_eq(virtio_net_tx_check(&m.c, 0), -EINVAL, "a writable buffer in a transmit chain");
+}
+
+Test(virtio_net_tx, checksum_offload)
+{
+    struct mk m;
+    struct virtio_net_hdr_v1 h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
+                                   .csum_offset = 16 };
+    mk_packet(&m, &h, 60, true);
+    cr_assert_eq(virtio_net_tx_check(&m.c, 0), -EINVAL, "CSUM not negotiated");
+    cr_assert_eq(virtio_net_tx_check(&m.c, F(CSUM)), 0);
+    h.csum_start = 50;
+    h.csum_offset = 9;   /* 50 + 9 + 2 > 60 */
+    mk_packet(&m, &h, 60, true);
+    cr_assert_eq(virtio_net_tx_check(&m.c, F(CSUM)), -EINVAL, "checksum field past the frame");
+    h.csum_start = 0xFFFF;
+    h.csum_offset = 0xFFFF;
+    mk_packet(&m, &h, 60, true);
+    cr_assert_eq(virtio_net_tx_check(&m.c, F(CSUM)), -EINVAL, "no 16-bit wrap");
+    h = (struct virtio_net_hdr_v1){ .flags = VIRTIO_NET_HDR_F_DATA_VALID };
+    mk_packet(&m, &h, 60, true);
+    cr_assert_eq(virtio_net_tx_check(&m.c, F(CSUM)), -EINVAL, "DATA_VALID is the device's");
+}
+
+Test(virtio_net_tx, segmentation_offload)
+{
+    struct mk m;
+    struct virtio_net_hdr_v1 h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                                   .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .gso_size = 1448,
+                                   .csum_start = 34, .csum_offset = 16, .hdr_len = 54 };
+    uint64_t all = F(CSUM) | F(HOST_TSO4) | F(HOST_TSO6);
+    mk_packet(&m, &h, 2000, false);
+    cr_assert_eq(virtio_net_tx_check(&m.c, all), 0);
+    cr_assert_eq(virtio_net_tx_check(&m.c, F(CSUM)), -EINVAL, "HOST_TSO4 not negotiated");
+    h.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
+    mk_packet(&m, &h, 2000, false);
+    cr_assert_eq(virtio_net_tx_check(&m.c, all), 0);
+    cr_assert_eq(virtio_net_tx_check(&m.c, F(CSUM) | F(HOST_TSO4)), -EINVAL);
+    h.gso_type = VIRTIO_NET_HDR_GSO_UDP;
+    mk_packet(&m, &h, 2000, false);
+    cr_assert_eq(virtio_net_tx_check(&m.c, all), -EINVAL, "UFO is not offered");
+    h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN;
+    mk_packet(&m, &h, 2000, false);
+    cr_assert_eq(virtio_net_tx_check(&m.c, all), -EINVAL, "ECN is not offered");
+    h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+    h.gso_size = 0;
+    mk_packet(&m, &h, 2000, false);
+    cr_assert_eq(virtio_net_tx_check(&m.c, all), -EINVAL, "GSO without a segment size");
+    h.gso_size = 1448;
+    h.flags = 0;
+    mk_packet(&m, &h, 2000, false);
+    cr_assert_eq(virtio_net_tx_check(&m.c, all), -EINVAL, "GSO without NEEDS_CSUM");
+}
+
+/* ---- --net ---- */
+
+Test(virtio_net_args, tap_bridge_and_mac)
+{
+    struct virtio_net_arg a;
+    char err[256];
+    cr_assert_eq(virtio_net_arg_parse("tap=tap0", &a, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(a.backend, VIRTIO_NET_TAP);
+    cr_assert_str_eq(a.ifname, "tap0");
+    cr_assert_not(a.mac_set);
+    uint8_t m1[6], m2[6];
+    virtio_net_arg_mac(&a, m1);
+    virtio_net_arg_mac(&a, m2);
+    cr_assert_arr_eq(m1, m2, 6, "the derived MAC is stable");
+    cr_assert_eq(m1[0], 0x52);
+    cr_assert_eq(m1[0] & 1, 0, "unicast");
+
+    cr_assert_eq(virtio_net_arg_parse("bridge=br0,mac=52:54:00:AB:cd:01", &a, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert_eq(a.backend, VIRTIO_NET_BRIDGE);
+    cr_assert_str_eq(a.ifname, "br0");
+    virtio_net_arg_mac(&a, m1);
+    const uint8_t want[6] = { 0x52, 0x54, 0x00, 0xAB, 0xCD, 0x01 };
+    cr_assert_arr_eq(m1, want, 6);
+}
+
+Test(virtio_net_args, bad_values_named)
+{
+    struct virtio_net_arg a;
+    char err[256];
+    const char *bad[][2] = {
+        { "", "tap=NAME" },
+        { "mac=52:54:00:00:00:01", "needs tap=NAME" },
+        { "tap=", "not an interface name" },
+        { "tap=averyveryverylongname", "not an interface name" },
+        { "tap=a/b", "not an interface name" },
+        { "tap=t0,bridge=br0", "one of" },
+        { "tap=t0,mac=52:54:00:00:00", "mac=" },
+        { "tap=t0,mac=01:00:5e:00:00:01", "multicast" },
+        { "user", "libslirp" },
+        { "tap=t0,vhost=on", "unknown option 'vhost=on'" },
+    };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = 0;
+        cr_assert_eq(virtio_net_arg_parse(bad[i][0], &a, err, sizeof(err)), -EINVAL, "%s", bad[i][0]);
+        cr_assert_not_null(strstr(err, bad[i][1]), "'%s' -> '%s'", bad[i][0], err);
+        cr_assert_not_null(strstr(err, "--net"), "names the flag: %s", err);
+    }
+    struct virtio_net_args all = { .nr = 0 };
+    cr_assert_eq(virtio_net_args_apply(&all, "--net", 5, "tap=t0", err, sizeof(err)), 0);
+    cr_assert_eq(virtio_net_args_apply(&all, "--net", 5, "tap=t0", err, sizeof(err)), -EINVAL);
+    cr_assert_not_null(strstr(err, "already"));
+}
+
+/* ---- end to end over a socketpair ---- */
+
+#define MiB (1ULL << 20)
+#define BAR_ADDR 0xE0000000ULL
+#define DEVFN PCI_DEVFN(6, 0)
+#define INTX_GSI 23
+#define QSZ 16
+#define BUF_GPA 0x100000ULL
+
+static struct fake_env fe;
+static struct gm gm;
+static struct irq_table irq;
+static struct pci_bus pb;
+static struct virtio_net *nic;
+static int peer = -1;
+static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+struct drvq {
+    uint64_t desc, avail, used;
+    uint16_t avail_idx, used_seen, next_desc;
+};
+static struct drvq dq[2];
+
+static int intx_rule(void *ctx, const struct pci_device *d, uint8_t pin)
+{
+    (void)ctx;
+    (void)d;
+    (void)pin;
+    return INTX_GSI;
+}
+
+static void net_up(void)
+{
+    int sv[2];
+    fake_env_init(&fe);
+    struct gm_config gc = { .size = 4 * MiB, .lock = false };
+    cr_assert_eq(gm_init(&gm, &gc), 0);
+    fe.env.gm = &gm;
+    cr_assert_eq(irq_table_init(&irq, -1, 0), 0);
+    cr_assert_eq(pci_bus_init(&pb, &fe.pio, &fe.mmio), 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    peer = sv[1];
+    struct virtio_pci_vm vm = { .env = &fe.env, .irq = &irq, .vm_fd = -1 };
+    cr_assert_eq(virtio_net_create_fd(&vm, sv[0], false, mac, 0, -1, &nic), 0);
+    cr_assert_eq(virtio_net_plug(nic, &pb, NULL, DEVFN, intx_rule, NULL), 0);
+    dq[0] = (struct drvq){ 0x1000, 0x2000, 0x3000, 0, 0, 0 };
+    dq[1] = (struct drvq){ 0x5000, 0x6000, 0x7000, 0, 0, 0 };
+}
+
+static void net_down(void)
+{
+    virtio_net_destroy(nic);
+    close(peer);
+    pci_bus_fini(&pb);
+    irq_table_fini(&irq);
+    gm_fini(&gm);
+    fake_env_fini(&fe);
+}
+
+TestSuite(virtio_net, .init = net_up, .fini = net_down, .timeout = 30);
+
+static uint64_t bar_rd(uint64_t off, unsigned len)
+{
+    uint8_t b[8] = { 0 };
+    cr_assert_eq(bus_read(&fe.mmio, BAR_ADDR + off, b, len), 0);
+    uint64_t v = 0;
+    for (unsigned i = 0; i < len; i++)
+        v |= (uint64_t)b[i] << (8 * i);
+    return v;
+}
+
+static void bar_wr(uint64_t off, unsigned len, uint64_t v)
+{
+    uint8_t b[8];
+    for (unsigned i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    cr_assert_eq(bus_write(&fe.mmio, BAR_ADDR + off, b, len), 0);
+}
+
+static uint64_t device_features(void)
+{
+    bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+    uint64_t f = bar_rd(VIRTIO_PCI_COMMON_DF, 4);
+    bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+    return f | bar_rd(VIRTIO_PCI_COMMON_DF, 4) << 32;
+}
+
+static void driver_init(uint64_t want)
+{
+    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, PCI_BAR0, 4, (uint32_t)BAR_ADDR), 0);
+    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, PCI_BAR0 + 4, 4, 0), 0);
+    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, PCI_COMMAND, 2,
+                                  PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER), 0);
+    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+    uint64_t f = device_features() & want;
+    bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+    bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
+    bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+    bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(f >> 32));
+    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+           VIRTIO_CONFIG_S_FEATURES_OK);
+    cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_FEATURES_OK);
+    uint8_t zero[0x1000] = { 0 };
+    for (unsigned q = 0; q < 2; q++) {
+        bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
+        bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSZ);
+        bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 8, dq[q].desc);
+        bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 8, dq[q].avail);
+        bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 8, dq[q].used);
+        bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+        dq[q].avail_idx = dq[q].used_seen = dq[q].next_desc = 0;
+        cr_assert_eq(gm_write(&gm, dq[q].avail, zero, sizeof(zero)), 0);
+        cr_assert_eq(gm_write(&gm, dq[q].used, zero, sizeof(zero)), 0);
+    }
+    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+           VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+    cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_DRIVER_OK);
+}
+
+#define BASE_FEATURES ((1ULL << VIRTIO_F_VERSION_1) | F(MAC) | F(STATUS))
+#define ALL_FEATURES (~0ULL)
+
+struct dseg {
+    uint64_t gpa;
+    uint32_t len;
+    bool write;
+};
+
+static uint16_t add_chain(unsigned q, const struct dseg *s, unsigned n)
+{
+    uint16_t head = dq[q].next_desc;
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t idx = (uint16_t)((head + i) % QSZ);
+        struct vring_desc d = {
+            .addr = s[i].gpa, .len = s[i].len,
+            .flags = (uint16_t)((s[i].write ? VRING_DESC_F_WRITE : 0) |
+                                (i + 1 < n ? VRING_DESC_F_NEXT : 0)),
+            .next = (uint16_t)((idx + 1) % QSZ),
+        };
+        cr_assert_eq(gm_write(&gm, dq[q].desc + 16ULL * idx, &d, sizeof(d)), 0);
+    }
+    dq[q].next_desc = (uint16_t)((head + n) % QSZ);
+    cr_assert_eq(gm_write(&gm, dq[q].avail + 4 + 2ULL * (dq[q].avail_idx % QSZ), &head, 2), 0);
+    dq[q].avail_idx++;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    cr_assert_eq(gm_write(&gm, dq[q].avail + 2, &dq[q].avail_idx, 2), 0);
+    return head;
+}
+
+static void kick(unsigned q)
+{
+    bar_wr(VIRTIO_PCI_NOTIFY_OFF + 4 * q, 2, q);
+}
+
+static uint16_t used_idx(unsigned q)
+{
+    uint16_t v;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    cr_assert_eq(gm_read(&gm, dq[q].used + 2, &v, 2), 0);
+    return v;
+}
+
+static bool wait_used(unsigned q, uint16_t n, uint32_t *id, uint32_t *len, int ms)
+{
+    uint16_t target = (uint16_t)(dq[q].used_seen + n);
+    for (int i = 0; i < ms && used_idx(q) != target; i++)
+        usleep(1000);
+    if (used_idx(q) != target)
+        return false;
+    uint32_t e[2];
+    cr_assert_eq(gm_read(&gm, dq[q].used + 4 + 8ULL * ((target - 1) % QSZ), e, 8), 0);
+    if (id)
+        *id = e[0];
+    if (len)
+        *len = e[1];
+    dq[q].used_seen = target;
+    return true;
+}
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed + i * 3);
+}
+
+static ssize_t peer_recv(uint8_t *buf, size_t len, int ms)
+{
+    struct pollfd p = { .fd = peer, .events = POLLIN };
+    if (poll(&p, 1, ms) != 1)
+        return -1;
+    return recv(peer, buf, len, MSG_DONTWAIT);
+}
+
+Test(virtio_net, config_and_features)
+{
+    driver_init(BASE_FEATURES);
+    uint64_t f = device_features();
+    cr_assert(f & F(MAC));
+    cr_assert(f & F(STATUS));
+    cr_assert(f & F(CSUM));
+    cr_assert(f & F(GUEST_CSUM));
+    cr_assert(f & F(HOST_TSO4));
+    cr_assert(f & F(GUEST_TSO6));
+    cr_assert_not(f & F(MRG_RXBUF));
+    cr_assert_not(f & F(CTRL_VQ));
+    cr_assert_not(f & F(MQ));
+    cr_assert_not(f & F(HOST_UFO));
+    uint32_t v;
+    cr_assert_eq(pci_config_read(&pb, 0, DEVFN, PCI_DEVICE_ID, 2, &v), 0);
+    cr_assert_eq(v, 0x1041);
+    for (unsigned i = 0; i < 6; i++)
+        cr_assert_eq(bar_rd(VIRTIO_PCI_DEVCFG_OFF + i, 1), mac[i]);
+    cr_assert_eq(bar_rd(VIRTIO_PCI_DEVCFG_OFF + 6, 2), VIRTIO_NET_S_LINK_UP);
+    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 2);
+}
+
+Test(virtio_net, transmit)
+{
+    driver_init(BASE_FEATURES);
+    struct virtio_net_hdr_v1 h = { 0 };
+    uint8_t frame[60];
+    fill(frame, sizeof(frame), 7);
+    cr_assert_eq(gm_write(&gm, BUF_GPA, &h, sizeof(h)), 0);
+    cr_assert_eq(gm_write(&gm, BUF_GPA + 0x100, frame, 20), 0);
+    cr_assert_eq(gm_write(&gm, BUF_GPA + 0x200, frame + 20, 40), 0);
+    struct dseg s[3] = { { BUF_GPA, 12, false }, { BUF_GPA + 0x100, 20, false },
+                         { BUF_GPA + 0x200, 40, false } };
+    uint16_t head = add_chain(1, s, 3);
+    kick(1);
+    uint8_t got[256];
+    ssize_t n = peer_recv(got, sizeof(got), 5000);
+    cr_assert_eq(n, 72, "one packet of header + frame");
+    cr_assert_arr_eq(got + 12, frame, 60);
+    uint32_t id, len;
+    cr_assert(wait_used(1, 1, &id, &len, 5000));
+    cr_assert_eq(id, head);
+    cr_assert_eq(len, 0);
+    cr_assert_geq(fe.raises[INTX_GSI], 1, "transmit completion interrupt");
+}
+
+Test(virtio_net, transmit_refused_for_features_not_negotiated)
+{
+    driver_init(BASE_FEATURES);   /* no CSUM, no HOST_TSO4 */
+    struct virtio_net_hdr_v1 h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                                   .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .gso_size = 1448,
+                                   .csum_start = 34, .csum_offset = 16 };
+    cr_assert_eq(gm_write(&gm, BUF_GPA, &h, sizeof(h)), 0);
+    struct dseg s[2] = { { BUF_GPA, 12, false }, { BUF_GPA + 0x100, 1000, false } };
+    add_chain(1, s, 2);
+    kick(1);
+    cr_assert(wait_used(1, 1, NULL, NULL, 5000), "the chain is returned");
+    uint8_t got[2048];
+    cr_assert_eq(peer_recv(got, sizeof(got), 100), -1, "nothing reached the tap");
+    uint64_t rxd, txd;
+    virtio_net_counters(nic, &rxd, &txd);
+    cr_assert_eq(txd, 1);
+    /* With the features negotiated, the same packet goes out. */
+    driver_init(ALL_FEATURES);
+    cr_assert_eq(gm_write(&gm, BUF_GPA, &h, sizeof(h)), 0);
+    add_chain(1, s, 2);
+    kick(1);
+    cr_assert_eq(peer_recv(got, sizeof(got), 5000), 1012);
+}
+
+static void post_rx(unsigned k, uint32_t len)
+{
+    struct dseg s[2] = { { BUF_GPA + 0x10000ULL * k, 12, true },
+                         { BUF_GPA + 0x10000ULL * k + 0x100, len - 12, true } };
+    add_chain(0, s, 2);
+}
+
+Test(virtio_net, receive)
+{
+    driver_init(BASE_FEATURES);
+    post_rx(0, 12 + 1514);
+    post_rx(1, 12 + 1514);
+    kick(0);
+    uint8_t pkt[12 + 100];
+    memset(pkt, 0, 12);
+    pkt[10] = 0x77;   /* num_buffers from the tap is not trusted */
+    fill(pkt + 12, 100, 42);
+    cr_assert_eq(send(peer, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+    uint32_t id, len;
+    cr_assert(wait_used(0, 1, &id, &len, 5000), "a packet was received");
+    cr_assert_eq(id, 0);
+    cr_assert_eq(len, sizeof(pkt));
+    uint8_t got[100];
+    cr_assert_eq(gm_read(&gm, BUF_GPA + 0x100, got, sizeof(got)), 0);
+    cr_assert_arr_eq(got, pkt + 12, 100);
+    uint16_t nb;
+    cr_assert_eq(gm_read(&gm, BUF_GPA + 10, &nb, 2), 0);
+    cr_assert_eq(nb, 1, "num_buffers = 1 without MRG_RXBUF");
+    cr_assert_geq(fe.raises[INTX_GSI], 1);
+    /* The second packet goes into the second buffer. */
+    cr_assert_eq(send(peer, pkt, 60, 0), 60);
+    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert_eq(id, 2);
+    cr_assert_eq(len, 60);
+}
+
+Test(virtio_net, receive_waits_for_buffers)
+{
+    driver_init(BASE_FEATURES);
+    uint8_t pkt[12 + 64];
+    memset(pkt, 0, sizeof(pkt));
+    fill(pkt + 12, 64, 9);
+    cr_assert_eq(send(peer, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+    usleep(20000);
+    cr_assert_eq(used_idx(0), 0, "no buffer yet");
+    post_rx(0, 12 + 1514);
+    kick(0);
+    uint32_t len;
+    cr_assert(wait_used(0, 1, NULL, &len, 5000));
+    cr_assert_eq(len, sizeof(pkt));
+    uint8_t got[64];
+    cr_assert_eq(gm_read(&gm, BUF_GPA + 0x100, got, sizeof(got)), 0);
+    cr_assert_arr_eq(got, pkt + 12, 64);
+}
+
+Test(virtio_net, reset_with_a_receive_outstanding)
+{
+    driver_init(BASE_FEATURES);
+    post_rx(0, 12 + 1514);
+    kick(0);
+    usleep(20000);   /* the READV is waiting on the socket now */
+    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0, "the reset completed");
+    driver_init(BASE_FEATURES);
+    post_rx(0, 12 + 1514);
+    kick(0);
+    uint8_t pkt[12 + 64] = { 0 };
+    cr_assert_eq(send(peer, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+    cr_assert(wait_used(0, 1, NULL, NULL, 5000), "receiving works after the reset");
+}
+
+Test(virtio_net, small_receive_buffer_returned)
+{
+    driver_init(BASE_FEATURES);
+    struct dseg s[1] = { { BUF_GPA, 20, true } };   /* header + 8 bytes */
+    add_chain(0, s, 1);
+    post_rx(1, 12 + 1514);
+    kick(0);
+    uint32_t id, len;
+    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert_eq(len, 0, "too small for a frame: returned unused");
+    uint8_t pkt[12 + 60] = { 0 };
+    cr_assert_eq(send(peer, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert_eq(len, sizeof(pkt));
+}
+
+Test(virtio_net, broken_ring_needs_reset)
+{
+    driver_init(BASE_FEATURES);
+    /* A transmit descriptor pointing outside RAM. */
+    struct dseg s[1] = { { 64 * MiB, 100, false } };
+    add_chain(1, s, 1);
+    kick(1);
+    for (int i = 0; i < 5000 && !(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET); i++)
+        usleep(1000);
+    cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
+    driver_init(BASE_FEATURES);
+    cr_assert_not(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
