@@ -123,8 +123,9 @@ struct virtio_net {
     /* receive */
     struct virtq *rxq;
     struct virtq_chain rx_chain;
-    struct iovec *rx_iov;
+    struct iovec *rx_iov;           /* the chain's writable part + the spill byte */
     unsigned rx_niov;
+    uint8_t rx_spill;
     bool rx_have_chain, rx_reading, rx_cancelled, rx_publish;
     unsigned rx_errors;
     atomic_uint_fast64_t rx_dropped;
@@ -215,6 +216,9 @@ static void rx_arm(struct virtio_net *n)
             queue_broken(n);
             return;
         }
+        /* One byte past the guest's buffer: a packet that reaches it did
+         * not fit (a tap may cut it and report only what it copied). */
+        n->rx_iov[k++] = (struct iovec){ .iov_base = &n->rx_spill, .iov_len = 1 };
         n->rx_niov = (unsigned)k;
         n->rx_have_chain = true;
     }
@@ -247,11 +251,19 @@ static void rx_done(struct virtio_net *n, int res)
     }
     n->rx_errors = 0;
     if ((uint32_t)res > n->rx_chain.writable_len || (uint32_t)res < VIRTIO_NET_HDR_LEN) {
-        /* The tap reports a packet's full length even when it did not fit
-         * (it was cut): drop it, keep the buffer for the next one. */
+        /* It reached the spill byte (or the tap reported the full length
+         * of a packet it cut): it did not fit, and is dropped. A buffer
+         * below the size §5.1.6.3.1 asks for (header + 1514) goes back to
+         * the driver empty, so smaller ones cannot hold up the queue; a
+         * full-size one waits for the next packet. */
         log_guest_once(COMP, "%s: a %d-byte packet did not fit the guest's %u-byte receive "
                        "buffer; dropped", n->name, res, n->rx_chain.writable_len);
         atomic_fetch_add(&n->rx_dropped, 1);
+        if (n->rx_chain.writable_len < VIRTIO_NET_HDR_LEN + VIRTIO_NET_MIN_RX_FRAME) {
+            virtq_push_used(n->rxq, n->rx_chain.head, 0);
+            n->rx_publish = true;
+            n->rx_have_chain = false;
+        }
         rx_arm(n);
         return;
     }
@@ -625,7 +637,7 @@ int virtio_net_create_fd(const struct virtio_pci_vm *vm, int fd, bool is_tap, co
 
     n->rx_chain.seg = calloc(VIRTIO_NET_QUEUE_SIZE, sizeof(struct virtq_seg));
     n->tx_chain.seg = calloc(VIRTIO_NET_QUEUE_SIZE, sizeof(struct virtq_seg));
-    n->rx_iov = calloc(VIRTIO_NET_QUEUE_SIZE, sizeof(struct iovec));
+    n->rx_iov = calloc(VIRTIO_NET_QUEUE_SIZE + 1, sizeof(struct iovec));
     n->tx_slots = calloc(VIRTIO_NET_QUEUE_SIZE, sizeof(*n->tx_slots));
     if (!n->rx_chain.seg || !n->tx_chain.seg || !n->rx_iov || !n->tx_slots)
         goto fail;

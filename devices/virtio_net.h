@@ -21,7 +21,9 @@
  *             receive chain (one at a time keeps packet order); the used
  *             length is what the tap wrote; num_buffers is set to 1
  *             (§5.1.6.4: without MRG_RXBUF); a packet larger than the
- *             chain is dropped and the chain reused
+ *             chain (it reaches a spill byte read after the guest's
+ *             buffers) is dropped; the chain is reused if it has the
+ *             header + 1514 bytes §5.1.6.3.1 asks for, else returned empty
  * A malformed chain structure (see devices/virtqueue.h) makes the device
  * NEEDS_RESET. */
 #ifndef MINIVMM_VIRTIO_NET_H
@@ -35,6 +37,7 @@
 
 #define VIRTIO_NET_QUEUE_SIZE 256u
 #define VIRTIO_NET_HDR_LEN    12u
+#define VIRTIO_NET_MIN_RX_FRAME 1514u   /* §5.1.6.3.1: buffers of header + 1514 */
 #define VIRTIO_NET_MAX_FRAME  (65535u + 14u + 4u)   /* a 64 KiB TSO packet, Ethernet + VLAN */
 
 /* Check a transmit chain against the negotiated features: 0 to send it,

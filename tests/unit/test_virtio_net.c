@@ -544,3 +544,46 @@ Test(virtio_net, broken_ring_needs_reset)
     driver_init(BASE_FEATURES);
     cr_assert_not(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
+
+Test(virtio_net, packet_larger_than_a_small_buffer)
+{
+    driver_init(BASE_FEATURES);
+    post_rx(0, 12 + 100);    /* below the 12 + 1514 the spec asks for */
+    post_rx(1, 12 + 1514);
+    kick(0);
+    uint8_t big[12 + 500] = { 0 }, small[12 + 100] = { 0 };
+    fill(small + 12, 100, 5);
+    cr_assert_eq(send(peer, big, sizeof(big), 0), (ssize_t)sizeof(big));
+    uint32_t id, len;
+    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert_eq(id, 0);
+    cr_assert_eq(len, 0, "the small buffer goes back empty: it cannot hold up the queue");
+    cr_assert_eq(send(peer, small, sizeof(small), 0), (ssize_t)sizeof(small));
+    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert_eq(id, 2, "the next packet lands in the next buffer");
+    cr_assert_eq(len, sizeof(small));
+    uint64_t rxd, txd;
+    virtio_net_counters(nic, &rxd, &txd);
+    cr_assert_eq(rxd, 1);
+}
+
+Test(virtio_net, packet_larger_than_a_full_buffer)
+{
+    driver_init(BASE_FEATURES);
+    post_rx(0, 12 + 1514);
+    kick(0);
+    static uint8_t huge[12 + 3000], ok[12 + 1514];
+    fill(ok + 12, 1514, 1);
+    cr_assert_eq(send(peer, huge, sizeof(huge), 0), (ssize_t)sizeof(huge));
+    cr_assert_eq(send(peer, ok, sizeof(ok), 0), (ssize_t)sizeof(ok));
+    uint32_t id, len;
+    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert_eq(id, 0, "the buffer was kept for the packet after the dropped one");
+    cr_assert_eq(len, sizeof(ok), "a packet exactly filling the buffer is not taken for a cut one");
+    uint8_t got[1514];
+    cr_assert_eq(gm_read(&gm, BUF_GPA + 0x100, got, sizeof(got)), 0);
+    cr_assert_arr_eq(got, ok + 12, sizeof(got));
+    uint64_t rxd, txd;
+    virtio_net_counters(nic, &rxd, &txd);
+    cr_assert_eq(rxd, 1);
+}
