@@ -36,6 +36,7 @@
 #include "boot/acpi_loader.h"
 #include "boot/aml.h"
 #include "devices/acpi_pm.h"
+#include "devices/fw_cfg.h"
 #include "devices/uart.h"
 #include "vmm/log.h"
 
@@ -272,8 +273,22 @@ static int acpi_build_dsdt(const struct acpi_config *cfg, struct acpi_blob *b, s
     aml_res_irq_noflags(&rt, UART_COM1_GSI);
     aml_resource_template(&a, &rt);
     aml_end(&a);
-    if (cfg->pci)
+    if (cfg->pci) {
+        /* fw_cfg (devices/fw_cfg.c, on the q35 platform): the guest kernel's
+         * qemu_fw_cfg driver binds to _HID QEMU0002 (QEMU's
+         * docs/specs/fw_cfg.rst); selector, data and DMA ports, 12 bytes. */
+        aml_device_begin(&a, "FWCF");
+        aml_name(&a, "_HID");
+        aml_string(&a, "QEMU0002");
+        aml_name(&a, "_STA");
+        aml_integer(&a, 0x0B);   /* present, enabled, not shown in UI */
+        aml_name(&a, "_CRS");
+        aml_init(&rt, rtbuf, sizeof(rtbuf));
+        aml_res_io(&rt, FW_CFG_PORT_SEL, FW_CFG_PORT_SEL, 0x01, 0x0C);
+        aml_resource_template(&a, &rt);
+        aml_end(&a);
         acpi_dsdt_pci0(cfg, &a);
+    }
     aml_end(&a);   /* \_SB */
 
     int err = aml_finish(&a);

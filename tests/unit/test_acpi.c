@@ -419,3 +419,24 @@ Test(acpi, iasl_round_trip)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* q35: \_SB.FWCF (_HID "QEMU0002", IO 0x510 length 12) so a guest kernel's
+ * qemu_fw_cfg driver finds fw_cfg; absent without the q35 platform. */
+Test(acpi, q35_fw_cfg_device)
+{
+    uint32_t ids[1] = { 0 };
+    static const uint8_t hid[] = { 'F', 'W', 'C', 'F', 0x08, '_', 'H', 'I', 'D', 0x0D,
+                                   'Q', 'E', 'M', 'U', '0', '0', '0', '2', 0x00 };
+    /* IO descriptor (ACPI 6.4 §6.4.2.5): decode16, min = max = 0x510, align 1, len 12 */
+    static const uint8_t io[] = { 0x47, 0x01, 0x10, 0x05, 0x10, 0x05, 0x01, 0x0C };
+    with_pci = true;
+    struct parsed p = parse(build(1, ids));
+    with_pci = false;
+    uint32_t dlen = rd32(p.dsdt + 4);
+    const uint8_t *at = find_bytes(p.dsdt, dlen, hid, sizeof(hid));
+    cr_assert_not_null(at, "FWCF _HID QEMU0002");
+    cr_assert_not_null(find_bytes(at, dlen - (uint32_t)(at - p.dsdt), io, sizeof(io)), "FWCF _CRS IO 0x510/12");
+
+    struct parsed q = parse(build(1, ids));
+    cr_assert_null(find_bytes(q.dsdt, rd32(q.dsdt + 4), hid, sizeof(hid)), "no FWCF without q35");
+}
