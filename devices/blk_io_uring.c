@@ -1,5 +1,6 @@
 /* virtio-blk backend on io_uring: see devices/blk_io_uring.h. */
 #include "devices/blk_io_uring.h"
+#include "devices/uring_sqe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -230,20 +231,9 @@ struct blk_engine {
     bool running;               /* between start and stop (vCPU side) */
 };
 
-static struct io_uring_sqe *get_sqe(struct blk_thread *t)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
-    if (!sqe) {
-        /* The submission queue is full: hand it to the kernel and retry. */
-        io_uring_submit(&t->ring);
-        sqe = io_uring_get_sqe(&t->ring);
-    }
-    return sqe;
-}
-
 static void arm_ctl(struct blk_thread *t)
 {
-    struct io_uring_sqe *sqe = get_sqe(t);
+    struct io_uring_sqe *sqe = uring_get_sqe(&t->ring);
     if (!sqe)
         return;
     io_uring_prep_read(sqe, t->ctl_fd, &t->ctl_buf, sizeof(t->ctl_buf), 0);
@@ -255,7 +245,7 @@ static void arm_kick(struct blk_thread *t, struct blk_queue *q)
 {
     if (q->kick_armed)
         return;
-    struct io_uring_sqe *sqe = get_sqe(t);
+    struct io_uring_sqe *sqe = uring_get_sqe(&t->ring);
     if (!sqe)
         return;
     io_uring_prep_read(sqe, virtio_pci_kick_fd(t->e->cfg.vp, q->index), &q->kick_buf,
@@ -308,7 +298,7 @@ static bool iov_aligned(const struct iovec *iov, unsigned n, uint64_t off, uint3
 
 static void submit_rw(struct blk_thread *t, struct blk_queue *q, struct blk_slot *s)
 {
-    struct io_uring_sqe *sqe = get_sqe(t);
+    struct io_uring_sqe *sqe = uring_get_sqe(&t->ring);
     uint64_t off = s->req.sector * VIRTIO_BLK_SECTOR + s->done;
 
     if (!sqe) {
@@ -343,7 +333,7 @@ static void submit_range(struct blk_thread *t, struct blk_queue *q, struct blk_s
     if (s->range_op[i] == 0)
         return;   /* a discard nothing here can do: done, successfully */
 
-    sqe = get_sqe(t);
+    sqe = uring_get_sqe(&t->ring);
     if (!sqe) {
         s->status = VIRTIO_BLK_S_IOERR;
         return;
@@ -413,7 +403,7 @@ static void start_request(struct blk_thread *t, struct blk_queue *q, struct blk_
         submit_rw(t, q, s);
         return;
     case VIRTIO_BLK_T_FLUSH:
-        sqe = get_sqe(t);
+        sqe = uring_get_sqe(&t->ring);
         if (!sqe) {
             s->status = VIRTIO_BLK_S_IOERR;
             slot_complete(t, q, s);
@@ -705,14 +695,14 @@ static void cancel_armed(struct blk_thread *t)
 {
     struct io_uring_sqe *sqe;
 
-    if (t->ctl_armed && (sqe = get_sqe(t))) {
+    if (t->ctl_armed && (sqe = uring_get_sqe(&t->ring))) {
         io_uring_prep_cancel64(sqe, tag(TAG_CTL, 0, 0, 0), 0);
         io_uring_sqe_set_data64(sqe, tag(TAG_CANCEL, 0, 0, 0));
         t->nr_cancels++;
     }
     for (unsigned i = 0; i < t->nr_queues; i++) {
         struct blk_queue *q = t->queues[i];
-        if (q->kick_armed && (sqe = get_sqe(t))) {
+        if (q->kick_armed && (sqe = uring_get_sqe(&t->ring))) {
             io_uring_prep_cancel64(sqe, tag(TAG_KICK, q->index, 0, 0), 0);
             io_uring_sqe_set_data64(sqe, tag(TAG_CANCEL, 0, 0, 0));
             t->nr_cancels++;
@@ -908,7 +898,7 @@ int blk_engine_create(const struct blk_engine_config *c, struct blk_engine **out
             goto fail;
         }
         /* Room for every slot of its queues plus the kicks and control
-         * (DISCARD ranges beyond that wait for a submit: get_sqe). */
+         * (DISCARD ranges beyond that wait for a submit: uring_get_sqe). */
         unsigned entries = pow2_at_least(t->nr_queues * (c->queue_size + 1) + 4);
         if (entries > 4096)
             entries = 4096;

@@ -6,6 +6,7 @@
  * batch of completions the used rings are published once per queue and the
  * driver interrupted if it asked. */
 #include "devices/virtio_net.h"
+#include "devices/uring_sqe.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -145,19 +146,9 @@ static inline uint64_t tag(enum tag_type t, unsigned sub)
     return (uint64_t)t << 56 | sub;
 }
 
-static struct io_uring_sqe *get_sqe(struct virtio_net *n)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&n->ring);
-    if (!sqe) {
-        io_uring_submit(&n->ring);
-        sqe = io_uring_get_sqe(&n->ring);
-    }
-    return sqe;
-}
-
 static void arm_ctl(struct virtio_net *n)
 {
-    struct io_uring_sqe *sqe = get_sqe(n);
+    struct io_uring_sqe *sqe = uring_get_sqe(&n->ring);
     if (!sqe)
         return;
     io_uring_prep_read(sqe, n->ctl_fd, &n->ctl_buf, sizeof(n->ctl_buf), 0);
@@ -169,7 +160,7 @@ static void arm_kick(struct virtio_net *n, unsigned q)
 {
     if (n->kick_armed[q])
         return;
-    struct io_uring_sqe *sqe = get_sqe(n);
+    struct io_uring_sqe *sqe = uring_get_sqe(&n->ring);
     if (!sqe)
         return;
     io_uring_prep_read(sqe, virtio_pci_kick_fd(&n->vp, q), &n->kick_buf[q], sizeof(n->kick_buf[q]), 0);
@@ -222,7 +213,7 @@ static void rx_arm(struct virtio_net *n)
         n->rx_niov = (unsigned)k;
         n->rx_have_chain = true;
     }
-    struct io_uring_sqe *sqe = get_sqe(n);
+    struct io_uring_sqe *sqe = uring_get_sqe(&n->ring);
     if (!sqe)
         return;
     io_uring_prep_readv(sqe, n->fd, n->rx_iov, n->rx_niov, 0);
@@ -309,7 +300,7 @@ static void tx_process(struct virtio_net *n)
             if (virtio_net_tx_check(&n->tx_chain, n->features) == 0)
                 k = virtq_chain_iov(&n->tx_chain, false, 0, n->tx_chain.readable_len, s->iov,
                                     VIRTIO_NET_QUEUE_SIZE);
-            struct io_uring_sqe *sqe = k > 0 ? get_sqe(n) : NULL;
+            struct io_uring_sqe *sqe = k > 0 ? uring_get_sqe(&n->ring) : NULL;
             if (!sqe) {
                 log_guest_once(COMP, "%s: a transmit chain was refused (header or layout); "
                                "dropped", n->name);
@@ -368,7 +359,7 @@ static void ack(struct virtio_net *n, unsigned seq)
 static void cancel_rx(struct virtio_net *n)
 {
     struct io_uring_sqe *sqe;
-    if (!n->rx_reading || n->rx_cancelled || !(sqe = get_sqe(n)))
+    if (!n->rx_reading || n->rx_cancelled || !(sqe = uring_get_sqe(&n->ring)))
         return;
     io_uring_prep_cancel64(sqe, tag(TAG_RX, 0), 0);
     io_uring_sqe_set_data64(sqe, tag(TAG_CANCEL, 0));
@@ -460,13 +451,13 @@ static void finish_stop(struct virtio_net *n)
 static void cancel_reads(struct virtio_net *n)
 {
     struct io_uring_sqe *sqe;
-    if (n->ctl_armed && (sqe = get_sqe(n))) {
+    if (n->ctl_armed && (sqe = uring_get_sqe(&n->ring))) {
         io_uring_prep_cancel64(sqe, tag(TAG_CTL, 0), 0);
         io_uring_sqe_set_data64(sqe, tag(TAG_CANCEL, 0));
         n->nr_cancels++;
     }
     for (unsigned q = 0; q < 2; q++) {
-        if (n->kick_armed[q] && (sqe = get_sqe(n))) {
+        if (n->kick_armed[q] && (sqe = uring_get_sqe(&n->ring))) {
             io_uring_prep_cancel64(sqe, tag(TAG_KICK, q), 0);
             io_uring_sqe_set_data64(sqe, tag(TAG_CANCEL, 0));
             n->nr_cancels++;
