@@ -69,11 +69,11 @@ static const char config_usage_tail[] =
 
 const char *config_usage(void)
 {
-    static char text[sizeof(config_usage_head) + sizeof(config_usage_tail) + 2048];
+    static char text[sizeof(config_usage_head) + sizeof(config_usage_tail) + 8192];
 
     if (!text[0])
-        snprintf(text, sizeof(text), "%s%s%s", config_usage_head, vfio_args_usage,
-                 config_usage_tail);
+        snprintf(text, sizeof(text), "%s%s%s%s%s", config_usage_head, vfio_args_usage,
+                 virtio_blk_args_usage, virtio_net_args_usage, config_usage_tail);
     return text;
 }
 
@@ -386,9 +386,17 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
             }
         }
         if (!o) {
-            /* Passthrough flags belong to vfio/vfio_args.c. */
             bool takes_value = false;
-            if (arg[1] == '-' && vfio_args_flag(arg, namelen, &takes_value)) {
+            /* Passthrough flags belong to vfio/vfio_args.c, --disk and
+             * --net to the virtio devices' parsers. */
+            enum { FWD_NONE, FWD_VFIO, FWD_DISK, FWD_NET } fwd = FWD_NONE;
+            if (arg[1] == '-' && vfio_args_flag(arg, namelen, &takes_value))
+                fwd = FWD_VFIO;
+            else if (arg[1] == '-' && virtio_blk_args_flag(arg, namelen, &takes_value))
+                fwd = FWD_DISK;
+            else if (arg[1] == '-' && virtio_net_args_flag(arg, namelen, &takes_value))
+                fwd = FWD_NET;
+            if (fwd != FWD_NONE) {
                 if (takes_value && !eq) {
                     if (i + 1 >= argc)
                         return fail(err, errlen, "%.*s: needs a value; see minivmm --help",
@@ -400,7 +408,12 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
                     return fail(err, errlen, "%s: takes no value; give just %.*s", arg,
                                 (int)namelen, arg);
                 }
-                e = vfio_args_apply(&cfg->vfio, arg, namelen, val, err, errlen);
+                if (fwd == FWD_VFIO)
+                    e = vfio_args_apply(&cfg->vfio, arg, namelen, val, err, errlen);
+                else if (fwd == FWD_DISK)
+                    e = virtio_blk_args_apply(&cfg->disks, arg, namelen, val, err, errlen);
+                else
+                    e = virtio_net_args_apply(&cfg->nics, arg, namelen, val, err, errlen);
                 if (e)
                     return e;
                 continue;

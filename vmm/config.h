@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/virtio_blk_args.h"
+#include "devices/virtio_net_args.h"
 #include "vfio/vfio_args.h"
 
 #define CONFIG_MAX_CPUS 64
@@ -47,6 +49,11 @@ struct config {
     /* passthrough: --gpu, --device vfio,..., --rom, --hide-hypervisor,
      * --bind, parsed by vfio/vfio_args.c */
     struct vfio_args vfio;
+
+    /* virtio: --disk (devices/virtio_blk_args.c), --net
+     * (devices/virtio_net_args.c) */
+    struct virtio_blk_args disks;
+    struct virtio_net_args nics;
 
     int verbosity;              /* -v: +1, -q: -1 */
 };

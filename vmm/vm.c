@@ -35,6 +35,8 @@
 #include "devices/q35.h"
 #include "devices/sysctl.h"
 #include "devices/uart.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "vfio/vfio_pci.h"
 #include "vmm/log.h"
 
@@ -655,6 +657,51 @@ static void undo_vfio(struct vm *vm)
     vm->vfio = NULL;
 }
 
+/* --disk and --net: each image opened (and locked) and each tap opened
+ * here, with the devices' I/O threads (idle until a driver sets DRIVER_OK),
+ * so a bad file or interface stops start-up before the guest exists. The
+ * platform plugs them on its root bus: disks at 00:0a.0 on, NICs at 00:12.0
+ * on, after the root ports (00:02.0-00:09.0). */
+#define VM_DISK_SLOT0 0x0A
+#define VM_NIC_SLOT0  0x12
+
+static void undo_virtio(struct vm *vm);
+
+static int step_virtio(struct vm *vm)
+{
+    const struct config *cfg = vm->cfg;
+    struct virtio_pci_vm pv = { .env = &vm->env, .irq = &vm->irq, .vm_fd = vm->vm_fd };
+    int err;
+
+    for (unsigned i = 0; i < cfg->disks.nr; i++) {
+        err = virtio_blk_create(&pv, &cfg->disks.disk[i], i, cfg->io_pin, &vm->disks[i]);
+        if (err)
+            goto fail;
+    }
+    for (unsigned i = 0; i < cfg->nics.nr; i++) {
+        err = virtio_net_create(&pv, &cfg->nics.nic[i], i, cfg->io_pin, &vm->nics[i]);
+        if (err)
+            goto fail;
+    }
+    return 0;
+fail:
+    undo_virtio(vm);
+    return err;
+}
+
+static void undo_virtio(struct vm *vm)
+{
+    /* after undo_platform unplugged them */
+    for (unsigned i = 0; i < VIRTIO_NET_ARGS_MAX; i++) {
+        virtio_net_destroy(vm->nics[i]);
+        vm->nics[i] = NULL;
+    }
+    for (unsigned i = 0; i < VIRTIO_BLK_ARGS_MAX_DISKS; i++) {
+        virtio_blk_destroy(vm->disks[i]);
+        vm->disks[i] = NULL;
+    }
+}
+
 static int vm_intx_gsi(void *ctx, const struct pci_device *d, uint8_t pin)
 {
     (void)ctx;
@@ -741,6 +788,22 @@ static int step_platform(struct vm *vm)
             return err;
         }
     }
+    for (unsigned i = 0; i < VIRTIO_BLK_ARGS_MAX_DISKS && vm->disks[i]; i++) {
+        err = virtio_blk_plug(vm->disks[i], q35_pci_bus(vm->q35), NULL,
+                              PCI_DEVFN(VM_DISK_SLOT0 + i, 0), vm_intx_gsi, NULL);
+        if (err) {
+            undo_platform(vm);
+            return err;
+        }
+    }
+    for (unsigned i = 0; i < VIRTIO_NET_ARGS_MAX && vm->nics[i]; i++) {
+        err = virtio_net_plug(vm->nics[i], q35_pci_bus(vm->q35), NULL,
+                              PCI_DEVFN(VM_NIC_SLOT0 + i, 0), vm_intx_gsi, NULL);
+        if (err) {
+            undo_platform(vm);
+            return err;
+        }
+    }
     if (cfg->firmware_boot) {
         uint64_t gpa, size;
         uint8_t *hva;
@@ -770,6 +833,12 @@ static void undo_platform(struct vm *vm)
         memslot_remove(&vm->memslots, vm->vars_slot);
     vm->vars_slot = -1;
     vfio_pci_unplug(vm->vfio);   /* the functions sit on q35's bus */
+    for (unsigned i = 0; i < VIRTIO_NET_ARGS_MAX; i++)
+        if (vm->nics[i])
+            virtio_net_unplug(vm->nics[i]);
+    for (unsigned i = 0; i < VIRTIO_BLK_ARGS_MAX_DISKS; i++)
+        if (vm->disks[i])
+            virtio_blk_unplug(vm->disks[i]);
     q35_destroy(vm->q35);
     vm->q35 = NULL;
 }
@@ -970,6 +1039,7 @@ static const struct vm_step vm_steps[] = {
     { "buses",            step_buses,          undo_buses },
     { "devices",          step_devices,        undo_devices },
     { "vfio",             step_vfio,           undo_vfio },
+    { "virtio devices",   step_virtio,         undo_virtio },
     { "q35 platform",     step_platform,       undo_platform },
     { "firmware tables",  step_tables,         NULL },
     { "kernel",           step_kernel,         NULL },

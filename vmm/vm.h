@@ -44,6 +44,8 @@ struct i8042;
 struct sysctl;
 struct q35;
 struct vfio_pci;
+struct virtio_blk;
+struct virtio_net;
 struct vm_irqchip_state;
 
 struct vm {
@@ -71,6 +73,8 @@ struct vm {
     struct sysctl *sysctl;
     struct q35 *q35;                /* PCI, MCH, LPC (+ACPI PM), RTC, fw_cfg, flash */
     struct vfio_pci *vfio;          /* --gpu/--device: one root port per guest slot */
+    struct virtio_blk *disks[VIRTIO_BLK_ARGS_MAX_DISKS];   /* --disk, at 00:0a.0 on */
+    struct virtio_net *nics[VIRTIO_NET_ARGS_MAX];          /* --net, at 00:12.0 on */
     int flash_slot;                 /* OVMF CODE as a read-only KVM slot; -1 none */
     int vars_slot;                  /* VARS while in read-array mode; -1 none */
     char vars_path[4096];           /* firmware: the VARS copy in use */

@@ -312,6 +312,31 @@ Test(config, passthrough_flags_forwarded)
     cr_assert_eq(cfg.vfio.nr, 0, "reset between parses");
 }
 
+Test(config, virtio_flags_forwarded)
+{
+    cr_assert_eq(parse("--disk", "/var/vm/win.img,cache=none", "--disk=/dev/sdb,readonly",
+                       "--net", "tap=tap0,mac=52:54:00:aa:bb:cc", "--memory", "1G", NULL), 0,
+                 "%s", err);
+    cr_assert_eq(cfg.disks.nr, 2);
+    cr_assert_str_eq(cfg.disks.disk[0].path, "/var/vm/win.img");
+    cr_assert_eq(cfg.disks.disk[0].cache, VIRTIO_BLK_CACHE_NONE);
+    cr_assert_str_eq(cfg.disks.disk[1].path, "/dev/sdb");
+    cr_assert(cfg.disks.disk[1].readonly);
+    cr_assert_eq(cfg.nics.nr, 1);
+    cr_assert_str_eq(cfg.nics.nic[0].ifname, "tap0");
+    cr_assert_eq(cfg.nics.nic[0].mac[5], 0xcc);
+    cr_assert_eq(cfg.mem_size, GiB, "own flags still parsed around them");
+    expect_error(parse("--disk", NULL), "--disk", "needs a value");
+    expect_error(parse("--disk", "a.img,cache=sometimes", NULL), "--disk", "cache=sometimes");
+    expect_error(parse("--net", "tap=", NULL), "--net", "tap=");
+    cr_assert(strstr(config_usage(), "--disk FILE"), "usage lists --disk");
+    cr_assert(strstr(config_usage(), "--net tap=NAME"), "usage lists --net");
+    cr_assert(strstr(config_usage(), "exit status"), "usage not cut short");
+    cr_assert_eq(parse(NULL), 0);
+    cr_assert_eq(cfg.disks.nr, 0, "reset between parses");
+    cr_assert_eq(cfg.nics.nr, 0, "reset between parses");
+}
+
 Test(config, firmware_or_direct_boot)
 {
     cr_assert_eq(parse(NULL), 0, "%s", err);
