@@ -85,3 +85,67 @@ kill_vmm() { kill "$1" 2>/dev/null; for _ in $(seq 20); do kill -0 "$1" 2>/dev/n
 
 # elapsed since a `date +%s.%N` stamp
 since() { echo "$(date +%s.%N) $1" | awk '{printf "%.1f", $1 - $2}'; }
+
+# A VMM whose COM1 is driven from here (OVMF's shell):
+# con_start NAME CMD...: runs CMD with stdin on a fifo (con_type writes to it,
+# through fd 3) and stdout in $LAB_OUT/NAME-serial.log, stderr in NAME.log.
+# Sets con_name, con_pid, con_serial, con_t0.
+con_start() {
+    con_name=$1; shift
+    local fifo=/tmp/$con_name.fifo
+    con_serial=$LAB_OUT/$con_name-serial.log
+    rm -f "$fifo"; mkfifo "$fifo"
+    con_t0=$(date +%s.%N)
+    "$@" < "$fifo" > "$con_serial" 2> "$LAB_OUT/$con_name.log" &
+    con_pid=$!
+    exec 3> "$fifo"
+}
+# con_count REGEX: how many times REGEX occurs on the console so far
+con_count() { grep -aoE "$1" "$con_serial" 2>/dev/null | wc -l; }
+# con_wait REGEX N SECS: until the Nth occurrence; 1 when the VMM exited or on timeout
+con_wait() {
+    local re=$1 n=$2 t=0
+    while [ "$t" -lt "$(($3 * 2))" ]; do
+        [ "$(con_count "$re")" -ge "$n" ] && return 0
+        kill -0 "$con_pid" 2>/dev/null || break
+        sleep 0.5; t=$((t + 1))
+    done
+    [ "$(con_count "$re")" -ge "$n" ]
+}
+# con_type LINE [SECS]: type a shell command line, wait for the next Shell> (default 120 s)
+con_type() {
+    local n; n=$(con_count 'Shell>')
+    sleep 0.5
+    printf '%s\r' "$1" >&3
+    con_wait 'Shell>' $((n + 1)) "${2:-120}"
+}
+# con_finish: `reset -s` in the shell, wait up to 60 s for the exit; sets con_rc
+# (the exit status, or "killed" when it had to be stopped)
+con_finish() {
+    sleep 0.5
+    printf 'reset -s\r' >&3
+    con_rc=killed
+    for _ in $(seq 120); do
+        kill -0 "$con_pid" 2>/dev/null || { wait "$con_pid"; con_rc=$?; break; }
+        sleep 0.5
+    done
+    exec 3>&-
+    [ "$con_rc" = killed ] && { kill_vmm "$con_pid"; wait "$con_pid" 2>/dev/null; }
+    note "$con_name: exited $con_rc after $(since "$con_t0") s"
+}
+# con_stop: stop the VMM without asking the guest (after a failure)
+con_stop() { exec 3>&-; kill_vmm "$con_pid"; wait "$con_pid" 2>/dev/null; }
+
+# vfio_group_free BDF: no process holds the device's /dev/vfio/GROUP (a VMM
+# that exited released it); waits up to 10 s
+vfio_group_free() {
+    local grp p
+    grp=$(basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")")
+    for _ in $(seq 20); do
+        p=$(for p in /proc/[0-9]*; do ls -l "$p/fd" 2>/dev/null | grep -q "/dev/vfio/$grp\$" && basename "$p"; done)
+        [ -z "$p" ] && return 0
+        sleep 0.5
+    done
+    note "/dev/vfio/$grp is still held by pid(s) $p"
+    return 1
+}
