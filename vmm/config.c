@@ -46,7 +46,9 @@ static const char config_usage_head[] =
     "                           boots that kernel (fw_cfg)\n"
     "  --vars FILE              the VM's UEFI variable store (created from\n"
     "                           /usr/share/OVMF/OVMF_VARS_4M.fd when missing; default\n"
-    "                           $XDG_STATE_HOME/minivmm/default.vars)\n"
+    "                           $XDG_STATE_HOME/minivmm/NAME.vars, NAME from --name)\n"
+    "  --name NAME              the VM's name (default: the first --disk's file name\n"
+    "                           and a hash of its path, else \"default\")\n"
     "  --no-reboot              a guest reset ends minivmm with status 3 (default: restart)\n"
     "  --kernel FILE            Linux bzImage (booted directly unless --firmware)\n"
     "  --initrd FILE            initramfs\n"
@@ -289,6 +291,7 @@ enum opt_id {
     OPT_MEMORY, OPT_HUGEPAGES, OPT_PREALLOC, OPT_NO_MLOCK, OPT_CPUS, OPT_SMP, OPT_CPU_PIN,
     OPT_EMULATOR_PIN, OPT_IO_PIN, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_SERIAL, OPT_STATS,
     OPT_STATS_JSON, OPT_VERBOSE, OPT_QUIET, OPT_HELP, OPT_FIRMWARE, OPT_VARS, OPT_NO_REBOOT,
+    OPT_NAME,
 };
 
 struct opt {
@@ -310,6 +313,7 @@ static const struct opt opts[] = {
     { "--io-pin", NULL, true, OPT_IO_PIN },
     { "--firmware", NULL, true, OPT_FIRMWARE },
     { "--vars", NULL, true, OPT_VARS },
+    { "--name", NULL, true, OPT_NAME },
     { "--no-reboot", NULL, false, OPT_NO_REBOOT },
     { "--kernel", NULL, true, OPT_KERNEL },
     { "--initrd", NULL, true, OPT_INITRD },
@@ -334,6 +338,7 @@ static const char *value_example(enum opt_id id)
     case OPT_KERNEL: return "bzImage";
     case OPT_FIRMWARE: return "/usr/share/OVMF/OVMF_CODE_4M.fd";
     case OPT_VARS: return "vm.vars";
+    case OPT_NAME: return "win11";
     case OPT_INITRD: return "initrd.img";
     case OPT_CMDLINE: return "\"console=ttyS0\"";
     case OPT_SERIAL: return "stdio";
@@ -519,6 +524,16 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
         case OPT_CMDLINE:
             cfg->cmdline = val;
             break;
+        case OPT_NAME: {
+            size_t n = strlen(val);
+            if (n == 0 || n > CONFIG_NAME_MAX || val[0] == '.' ||
+                strspn(val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+                return fail(err, errlen, "--name '%s': a VM name is 1 to %d letters, digits, '.', "
+                            "'_' or '-' (not starting with '.'), e.g. --name win11", val,
+                            CONFIG_NAME_MAX);
+            cfg->name = val;
+            break;
+        }
         case OPT_NO_REBOOT:
             cfg->no_reboot = true;
             break;
@@ -581,4 +596,46 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
         return fail(err, errlen, "--vars %s: UEFI variables need the firmware; add --firmware "
                     "/usr/share/OVMF/OVMF_CODE_4M.fd or drop --vars", cfg->vars);
     return 0;
+}
+
+/* FNV-1a (64-bit): a short, stable tag of a path. */
+static uint64_t path_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+    return h;
+}
+
+int config_vm_name(const struct config *cfg, char *out, size_t len)
+{
+    char real[4096];
+    const char *path, *base;
+    size_t stem;
+    int n;
+
+    if (cfg->name)
+        n = snprintf(out, len, "%s", cfg->name);
+    else if (cfg->disks.nr) {
+        /* The disk is the VM: name it after the first one, plus a hash of
+         * its absolute path so two "win.img" in different folders differ. */
+        path = realpath(cfg->disks.disk[0].path, real) ? real : cfg->disks.disk[0].path;
+        base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        stem = strcspn(base, ".");
+        if (stem == 0)
+            stem = strlen(base);
+        if (stem > 32)
+            stem = 32;
+        char clean[33];
+        for (size_t i = 0; i < stem; i++)
+            clean[i] = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-",
+                              base[i]) ? base[i] : '_';
+        clean[stem] = '\0';
+        n = snprintf(out, len, "%s-%08" PRIx32, stem ? clean : "disk",
+                     (uint32_t)(path_hash(path) >> 32));
+    } else
+        n = snprintf(out, len, "default");
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }

@@ -4,6 +4,7 @@
 #ifndef MINIVMM_CONFIG_H
 #define MINIVMM_CONFIG_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "devices/virtio_blk_args.h"
@@ -11,6 +12,7 @@
 #include "vfio/vfio_args.h"
 
 #define CONFIG_MAX_CPUS 64
+#define CONFIG_NAME_MAX 64
 
 struct config {
     /* memory */
@@ -30,7 +32,8 @@ struct config {
      * variable store). firmware_boot is true when OVMF runs: --firmware
      * given, or no --kernel (then PFLASH_DEFAULT_CODE). */
     const char *firmware;       /* NULL: PFLASH_DEFAULT_CODE when firmware_boot */
-    const char *vars;           /* NULL: pflash_default_vars_path("default") */
+    const char *vars;           /* NULL: pflash_default_vars_path(config_vm_name()) */
+    const char *name;           /* --name; NULL: see config_vm_name */
     bool firmware_boot;
     bool no_reboot;             /* --no-reboot: a guest reset ends minivmm (status 3) */
 
@@ -66,6 +69,11 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
  * or a plain number, which counts MiB ("1024" = 1 GiB) -> bytes. -EINVAL on
  * garbage or overflow. */
 int config_parse_size(const char *s, uint64_t *out);
+/* The VM's name: --name, else the first --disk's file name (up to its first
+ * '.') and 8 hex digits of a hash of its absolute path ("win-1a2b3c4d"),
+ * else "default". It keys the per-VM state kept without a path given (the
+ * UEFI variable store). 0 or -ENAMETOOLONG. */
+int config_vm_name(const struct config *cfg, char *out, size_t len);
 /* The --help text (built on first use; not thread-safe). */
 const char *config_usage(void);
 

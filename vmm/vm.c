@@ -201,7 +201,10 @@ static int step_boot_source(struct vm *vm)
             }
             strcpy(vm->vars_path, cfg->vars);
         } else {
-            int err = pflash_default_vars_path("default", vm->vars_path, sizeof(vm->vars_path));
+            char name[CONFIG_NAME_MAX + 16];
+            int err = config_vm_name(cfg, name, sizeof(name));
+            if (!err)
+                err = pflash_default_vars_path(name, vm->vars_path, sizeof(vm->vars_path));
             if (err) {
                 log_err("vm", "no --vars, and no place for the default UEFI variable store "
                         "($XDG_STATE_HOME and $HOME unset): give --vars FILE");

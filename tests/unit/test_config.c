@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "vmm/config.h"
 
@@ -335,6 +337,45 @@ Test(config, virtio_flags_forwarded)
     cr_assert_eq(parse(NULL), 0);
     cr_assert_eq(cfg.disks.nr, 0, "reset between parses");
     cr_assert_eq(cfg.nics.nr, 0, "reset between parses");
+}
+
+Test(config, vm_name_keys_the_default_vars)
+{
+    char name[96], name2[96], dir[] = "/tmp/minivmm-name-XXXXXX", path[256], path2[256];
+
+    cr_assert_eq(parse(NULL), 0, "%s", err);
+    cr_assert_eq(config_vm_name(&cfg, name, sizeof(name)), 0);
+    cr_assert_str_eq(name, "default", "no --name, no --disk");
+    cr_assert_eq(parse("--name", "win11", "--disk", "/nonexistent/a.img", NULL), 0, "%s", err);
+    cr_assert_eq(config_vm_name(&cfg, name, sizeof(name)), 0);
+    cr_assert_str_eq(name, "win11", "--name wins");
+
+    /* Derived from the first disk: its stem plus a hash of the absolute path. */
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/win.img", dir);
+    cr_assert_eq(parse("--disk", path, NULL), 0, "%s", err);
+    cr_assert_eq(config_vm_name(&cfg, name, sizeof(name)), 0);
+    cr_assert_eq(strncmp(name, "win-", 4), 0, "got '%s'", name);
+    cr_assert_eq(strlen(name), 12, "stem, '-', 8 hex digits: '%s'", name);
+    mkdir(strcat(strcpy(path2, dir), "/other"), 0700);
+    strcat(path2, "/win.img");
+    cr_assert_eq(parse("--disk", path2, NULL), 0, "%s", err);
+    cr_assert_eq(config_vm_name(&cfg, name2, sizeof(name2)), 0);
+    cr_assert_str_neq(name, name2, "two win.img in different folders are two VMs");
+    cr_assert_eq(parse("--disk", path, "--disk", path2, NULL), 0, "%s", err);
+    cr_assert_eq(config_vm_name(&cfg, name2, sizeof(name2)), 0);
+    cr_assert_str_eq(name, name2, "the first disk names the VM, stable across runs");
+    cr_assert_eq(parse("--disk", "/tmp/we ird;name.raw", NULL), 0, "%s", err);
+    cr_assert_eq(config_vm_name(&cfg, name, sizeof(name)), 0);
+    cr_assert_eq(strncmp(name, "we_ird_name-", 12), 0, "only safe characters: '%s'", name);
+    cr_assert_eq(config_vm_name(&cfg, name, 8), -ENAMETOOLONG);
+    rmdir(strcat(strcpy(path2, dir), "/other"));
+    rmdir(dir);
+
+    expect_error(parse("--name", "", NULL), "--name ''", "letters, digits");
+    expect_error(parse("--name", "../etc", NULL), "--name '../etc'", "e.g. --name win11");
+    expect_error(parse("--name", "a/b", NULL), "--name 'a/b'");
+    cr_assert(strstr(config_usage(), "--name NAME"));
 }
 
 Test(config, firmware_or_direct_boot)
