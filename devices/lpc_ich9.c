@@ -35,7 +35,15 @@
  *               its state.
  *   +0x30       SMI_EN (4 bytes): stored, no SMIs (no SMM)
  *   +0x34       SMI_STS: reads 0
- *   +0x38-0x7F  reads 0, writes ignored (GPIO/TCO blocks not modeled). */
+ *   +0x38-0x7F  reads 0, writes ignored (GPIO/TCO blocks not modeled).
+ *
+ * APM ports (§13.7.1, fixed I/O): 0xB2 APM_CNT, 0xB3 APM_STS; both store
+ * what was written. A write to APM_CNT raises an SMI on silicon; minivmm
+ * has no SMM, so there it only says, once, what it means: the firmware
+ * expects SMM (an OVMF built with SMM_REQUIRE, e.g. Debian's
+ * OVMF_CODE_4M.secboot.fd, waits for that SMI forever). Firmware built
+ * without SMM (OVMF_CODE_4M.fd) never writes it, and the FADT's SMI_CMD is
+ * 0, so an OS does not either. */
 #include "devices/lpc_ich9.h"
 
 #include <errno.h>
@@ -90,6 +98,37 @@ static int lpc_pm_write(void *opaque, uint64_t offset, const void *data, unsigne
 }
 
 static const struct bus_ops lpc_pm_ops = { .read = lpc_pm_read, .write = lpc_pm_write };
+
+static int lpc_apm_read(void *opaque, uint64_t offset, void *data, unsigned len)
+{
+    struct lpc_ich9 *l = opaque;
+    uint8_t *d = data;
+
+    for (unsigned i = 0; i < len; i++)
+        d[i] = offset + i < 2 ? __atomic_load_n(&l->apm[offset + i], __ATOMIC_RELAXED) : 0xFF;
+    return 0;
+}
+
+static int lpc_apm_write(void *opaque, uint64_t offset, const void *data, unsigned len)
+{
+    struct lpc_ich9 *l = opaque;
+    const uint8_t *d = data;
+
+    for (unsigned i = 0; i < len && offset + i < 2; i++) {
+        __atomic_store_n(&l->apm[offset + i], d[i], __ATOMIC_RELAXED);
+        if (offset + i == 0) {
+            __atomic_add_fetch(&l->apm_smi_requests, 1, __ATOMIC_RELAXED);
+            log_guest_once("lpc-ich9", "the guest wrote 0x%02x to APM_CNT (port 0xb2) to raise an "
+                           "SMI, but minivmm has no SMM: firmware built to require SMM (Debian's "
+                           "OVMF_CODE_4M.secboot.fd) will not boot; use OVMF_CODE_4M.fd (Secure "
+                           "Boot works there too, with a copy of OVMF_VARS_4M.ms.fd as --vars)",
+                           d[i]);
+        }
+    }
+    return 0;
+}
+
+static const struct bus_ops lpc_apm_ops = { .read = lpc_apm_read, .write = lpc_apm_write };
 
 /* Make the PM block decode where PMBASE/ACPI_CNTL say. */
 static void lpc_update_pm(struct lpc_ich9 *l)
@@ -177,6 +216,13 @@ int lpc_ich9_create(const struct dev_env *env, struct pci_bus *bus,
             goto fail;
         }
     }
+    err = bus_register(env->pio, ICH9_APM_PORT, 2, "ich9-apm", &lpc_apm_ops, l);
+    if (err) {
+        log_err("lpc-ich9", "APM ports 0x%x-0x%x: taken by another device (%s)", ICH9_APM_PORT,
+                ICH9_APM_PORT + 1, strerror(-err));
+        goto fail;
+    }
+    l->apm_on = true;
     err = pci_bus_add(bus, NULL, LPC_ICH9_DEVFN, d);
     if (err)
         goto fail;
@@ -196,6 +242,8 @@ void lpc_ich9_destroy(struct lpc_ich9 *l)
         pci_bus_remove(l->bus, &l->dev);
     if (l->pm_on)
         bus_unregister(l->env.pio, l->pm_base);
+    if (l->apm_on)
+        bus_unregister(l->env.pio, ICH9_APM_PORT);
     acpi_pm_destroy(l->pm);
     bus_fini(&l->pm_bus);
     free(l);

@@ -37,6 +37,8 @@ struct lpc_ich9_config {
     bool pm_preset;
 };
 
+#define ICH9_APM_PORT 0xB2     /* APM_CNT; APM_STS at 0xB3 */
+
 struct lpc_ich9 {
     struct pci_device dev;
     struct pci_bus *bus;
@@ -47,6 +49,9 @@ struct lpc_ich9 {
     bool pm_on;                 /* forwarding range registered on env.pio */
     uint16_t pm_base;
     uint32_t smi_en;            /* PMBASE + 0x30, stored */
+    bool apm_on;                /* 0xB2-0xB3 registered on env.pio */
+    uint8_t apm[2];             /* APM_CNT, APM_STS */
+    unsigned apm_smi_requests;  /* APM_CNT writes: SMIs the guest asked for */
 };
 
 /* Create the function, its acpi_pm, and plug it into bus at 1f.0. */

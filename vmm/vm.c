@@ -183,6 +183,19 @@ static int step_boot_source(struct vm *vm)
 
     if (cfg->firmware_boot) {
         const char *code = cfg->firmware ? cfg->firmware : PFLASH_DEFAULT_CODE;
+        char real[4096];
+        /* Debian's Secure Boot builds are built with SMM_REQUIRE (their
+         * firmware descriptors in /usr/share/qemu/firmware say
+         * "requires-smm"); minivmm has no SMM, so they would hang at the
+         * first SMI. OVMF_CODE_4M.fd does Secure Boot without SMM. */
+        if (realpath(code, real) && (!strcmp(real, "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd") ||
+                                     !strcmp(real, "/usr/share/OVMF/OVMF_CODE.secboot.fd"))) {
+            log_err("vm", "--firmware %s: this OVMF build requires SMM, which minivmm does not "
+                    "emulate; use /usr/share/OVMF/OVMF_CODE_4M.fd (it does Secure Boot too: give "
+                    "it a copy of /usr/share/OVMF/OVMF_VARS_4M.ms.fd as --vars to boot with "
+                    "Secure Boot on)", code);
+            return -ENOTSUP;
+        }
         if (access(code, R_OK) < 0) {
             int err = -errno;
             if (cfg->firmware)
