@@ -756,6 +756,31 @@ static void vm_vars_romd(void *opaque, bool array_mode)
     }
 }
 
+/* fw_cfg "bootorder" for OVMF: the virtio disks in --disk order, as
+ * OpenFirmware paths ("/pci@i0cf8/scsi@SLOT/disk@0,0", how QEMU names a
+ * virtio-blk-pci function on the root bus; OvmfPkg's QemuBootOrderLib
+ * translates it to PciRoot(0x0)/Pci(SLOT,0x0) and matches boot options by
+ * that prefix). OVMF then boots the disks first, keeps options that do not
+ * start with PciRoot()/HD() (the UEFI shell) after them, and drops the rest
+ * -- so no network boot attempts on our NICs or a passed-through NIC's
+ * option ROM hold up a disk boot (they cost minutes without a DHCP server).
+ * Without disks, or when no disk holds a boot option, OVMF keeps its own
+ * order. NULL without disks. */
+static const char *vm_bootorder(struct vm *vm)
+{
+    size_t at = 0;
+
+    vm->bootorder[0] = '\0';
+    for (unsigned i = 0; i < VIRTIO_BLK_ARGS_MAX_DISKS && vm->disks[i]; i++) {
+        int n = snprintf(vm->bootorder + at, sizeof(vm->bootorder) - at,
+                         "/pci@i0cf8/scsi@%x/disk@0,0\n", VM_DISK_SLOT0 + i);
+        if (n < 0 || (size_t)n >= sizeof(vm->bootorder) - at)
+            break;
+        at += (size_t)n;
+    }
+    return at ? vm->bootorder : NULL;
+}
+
 /* The q35 platform (devices/q35.h): PCI host with ECAM, MCH, LPC with the
  * ACPI PM block, root ports, RTC, fw_cfg, and for a firmware boot the flash:
  * OVMF's CODE becomes a read-only KVM slot (the guest executes from it;
@@ -779,6 +804,7 @@ static int step_platform(struct vm *vm)
         .initrd = cfg->firmware_boot ? cfg->initrd : NULL,
         .cmdline = cfg->firmware_boot && cfg->kernel ? cfg->cmdline : NULL,
     };
+    qc.bootorder = vm_bootorder(vm);
     /* Each root port reports the link its device negotiated on the host
      * (PCIe 6.0 §7.5.3.8), within what the port can say: 2.5-16 GT/s, x1-x16. */
     for (unsigned i = 0; i < qc.nr_root_ports && i < Q35_MAX_ROOT_PORTS; i++) {

@@ -75,6 +75,7 @@ struct vm {
     struct vfio_pci *vfio;          /* --gpu/--device: one root port per guest slot */
     struct virtio_blk *disks[VIRTIO_BLK_ARGS_MAX_DISKS];   /* --disk, at 00:0a.0 on */
     struct virtio_net *nics[VIRTIO_NET_ARGS_MAX];          /* --net, at 00:12.0 on */
+    char bootorder[VIRTIO_BLK_ARGS_MAX_DISKS * 32];         /* fw_cfg, see vm_bootorder */
     int flash_slot;                 /* OVMF CODE as a read-only KVM slot; -1 none */
     int vars_slot;                  /* VARS while in read-array mode; -1 none */
     char vars_path[4096];           /* firmware: the VARS copy in use */

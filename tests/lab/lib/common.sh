@@ -5,7 +5,7 @@ LAB_CACHE=${LAB_CACHE:-/var/cache/minivmm-lab}
 # repeatable; override with LAB_KVER=... to try another.
 LAB_KVER=${LAB_KVER:-6.12.117+deb12-amd64}
 # Modules L1 loads, in this order (lab-notes: the verified recipe).
-LAB_MODULES="irqbypass kvm ccp kvm-amd vfio vfio_iommu_type1 vfio-pci-core vfio-pci netfs 9pnet 9pnet_virtio 9p nvme-auth nvme-core nvme"
+LAB_MODULES="irqbypass kvm ccp kvm-amd vfio vfio_iommu_type1 vfio-pci-core vfio-pci netfs 9pnet 9pnet_virtio 9p nvme-auth nvme-core nvme tun llc stp bridge"
 # Modules L2 guests may load (virtio disk/net, nvme), in dependency order.
 LAB_L2_MODULES="virtio_blk failover net_failover virtio_net nvme-auth nvme-core nvme qemu_fw_cfg crc16 crc32c_generic mbcache jbd2 ext4 uio uio_pci_generic"
 LAB_QEMU_VERSION=10.0.13
