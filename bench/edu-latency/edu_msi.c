@@ -20,6 +20,7 @@
  * sees no result line) only when MSI cannot be set up.
  */
 #include <linux/delay.h>
+#include <linux/hardirq.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/ktime.h>
@@ -32,6 +33,7 @@
 #define EDU_IRQ_RAISE 0x60
 #define EDU_IRQ_ACK 0x64
 #define EDU_TIMEOUT_NS (1000ull * 1000 * 1000)
+#define EDU_SLOW_NS (1000ull * 1000)	/* a sample counted as slow: 1 ms */
 
 static unsigned int rounds = 1000;
 module_param(rounds, uint, 0444);
@@ -68,10 +70,15 @@ static int cmp_u64(const void *a, const void *b)
 static void edu_msi_bench(struct pci_dev *pdev, struct edu_msi *e)
 {
 	u64 *s = kvcalloc(rounds ? rounds : 1, sizeof(*s), GFP_KERNEL);
-	unsigned int got = 0, missed = 0, r, p99;
+	u64 *slow_at = kvcalloc(rounds ? rounds : 1, sizeof(*slow_at), GFP_KERNEL);
+	unsigned int got = 0, missed = 0, nslow = 0, r, p99;
+	unsigned int timer0 = this_cpu_read(irq_stat.apic_timer_irqs);
+	u64 start = ktime_get_ns(), end;
 
-	if (!s) {
+	if (!s || !slow_at) {
 		dev_err(&pdev->dev, "edu_msi: no memory for %u samples\n", rounds);
+		kvfree(s);
+		kvfree(slow_at);
 		return;
 	}
 	for (r = 0; r < rounds && missed < 3; r++) {
@@ -83,7 +90,11 @@ static void edu_msi_bench(struct pci_dev *pdev, struct edu_msi *e)
 		while (!smp_load_acquire(&e->seen) && ktime_get_ns() - t0 < EDU_TIMEOUT_NS)
 			cpu_relax();
 		if (READ_ONCE(e->seen)) {
-			s[got++] = READ_ONCE(e->t_irq) - t0;
+			s[got] = READ_ONCE(e->t_irq) - t0;
+			/* where the slow ones are: a period says who (a tick...) */
+			if (s[got] > EDU_SLOW_NS)
+				slow_at[nslow++] = t0 - start;
+			got++;
 		} else {
 			missed++;
 			pr_info("edu_msi: interrupt %u did not come within 1 s (status 0x%x)\n", r,
@@ -93,6 +104,19 @@ static void edu_msi_bench(struct pci_dev *pdev, struct edu_msi *e)
 		if ((r & 63) == 63)
 			cond_resched();
 	}
+	end = ktime_get_ns();
+	pr_info("edu_msi: loop %llu us, %u local timer interrupts, %u samples over %llu us\n",
+		(end - start) / 1000, this_cpu_read(irq_stat.apic_timer_irqs) - timer0, nslow,
+		EDU_SLOW_NS / 1000);
+	if (nslow > 1) {
+		/* the gaps between slow samples, sorted: their median */
+		for (r = 0; r + 1 < nslow; r++)
+			slow_at[r] = slow_at[r + 1] - slow_at[r];
+		sort(slow_at, nslow - 1, sizeof(*slow_at), cmp_u64, NULL);
+		pr_info("edu_msi: slow samples: gap between them min %llu us, median %llu us\n",
+			slow_at[0] / 1000, slow_at[(nslow - 1) / 2] / 1000);
+	}
+	kvfree(slow_at);
 	if (!got) {
 		pr_info("edu_msi: msi-latency none missed=%u\n", missed);
 	} else {
