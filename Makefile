@@ -11,8 +11,8 @@ BUILD   ?= build
 CSTD    := -std=gnu11
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CPPFLAGS += -I. -D_GNU_SOURCE
-LDLIBS  += -lpthread -luring
+CPPFLAGS += -I. -D_GNU_SOURCE $(shell pkg-config --cflags slirp)
+LDLIBS  += -lpthread -luring $(shell pkg-config --libs slirp || echo -lslirp)
 
 SRC_DIRS := vmm devices vfio boot arch/x86
 SRCS     := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))

@@ -22,6 +22,7 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
 
+#include "devices/net_slirp.h"
 #include "devices/net_tap.h"
 #include "vmm/log.h"
 
@@ -96,6 +97,7 @@ struct virtio_net {
     char ifname[VIRTIO_NET_IFNAME_MAX];
     int fd;
     bool is_tap;
+    struct net_slirp *slirp;        /* --net user: the stack behind fd, destroyed with the NIC */
     bool vp_init;
     struct virtio_net_config config;
     uint64_t features;              /* negotiated, set before CMD_RUN */
@@ -601,6 +603,7 @@ void virtio_net_destroy(struct virtio_net *n)
     free(n->rx_chain.seg);
     free(n->tx_chain.seg);
     net_tap_close(n->fd);
+    net_slirp_destroy(n->slirp);   /* after the I/O thread: nothing writes to it any more */
     free(n);
 }
 
@@ -643,10 +646,18 @@ int virtio_net_create_fd(const struct virtio_pci_vm *vm, int fd, bool is_tap, co
 
     memcpy(n->config.mac, mac, 6);
     n->config.status = VIRTIO_NET_S_LINK_UP;
+    /* A tap takes and hands over partial checksums and TSO packets as they
+     * are (TUNSETOFFLOAD says what the guest accepted). Any other packet
+     * descriptor (libslirp, tests) gets CSUM only: its reader finishes the
+     * checksum (net_slirp_complete_csum) but segments nothing, and sends
+     * only whole, checksummed frames, so GUEST_* would buy nothing but the
+     * driver's 64 KiB receive buffers. */
     uint64_t features = (1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_STATUS) |
-                        (1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_HOST_TSO4) |
-                        (1ULL << VIRTIO_NET_F_HOST_TSO6) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) |
-                        (1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6);
+                        (1ULL << VIRTIO_NET_F_CSUM);
+    if (is_tap)
+        features |= (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) |
+                    (1ULL << VIRTIO_NET_F_GUEST_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_TSO4) |
+                    (1ULL << VIRTIO_NET_F_GUEST_TSO6);
     struct virtio_pci_config pc = {
         .name = n->name, .device_type = VIRTIO_ID_NET, .class_code = 0x020000,   /* Ethernet */
         .features = features, .nr_queues = 2, .queue_max_size = VIRTIO_NET_QUEUE_SIZE,
@@ -697,10 +708,31 @@ int virtio_net_create(const struct virtio_pci_vm *vm, const struct virtio_net_ar
     char ifname[VIRTIO_NET_IFNAME_MAX];
     uint8_t mac[6];
     int fd = -1;
-    int err = net_tap_open(arg, ifname, &fd);
+    int err;
+
+    virtio_net_arg_mac(arg, mac);
+    if (arg->backend == VIRTIO_NET_USER) {
+        char name[32];
+        struct net_slirp *slirp = NULL;
+        snprintf(name, sizeof(name), "virtio-net%u", index);
+        err = net_slirp_open(arg, name, &slirp, &fd);
+        if (err)
+            return err;
+        err = virtio_net_create_fd(vm, fd, false, mac, index, io_cpu, out);
+        if (err) {
+            net_slirp_destroy(slirp);
+            return err;
+        }
+        (*out)->slirp = slirp;
+        snprintf((*out)->ifname, sizeof((*out)->ifname), "user network");
+        log_debug(COMP, "virtio-net%u: user network (libslirp), %u port forwards, MAC "
+                  "%02x:%02x:%02x:%02x:%02x:%02x", index, arg->nr_hostfwd, mac[0], mac[1],
+                  mac[2], mac[3], mac[4], mac[5]);
+        return 0;
+    }
+    err = net_tap_open(arg, ifname, &fd);
     if (err)
         return err;
-    virtio_net_arg_mac(arg, mac);
     err = virtio_net_create_fd(vm, fd, true, mac, index, io_cpu, out);
     if (err)
         return err;

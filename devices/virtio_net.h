@@ -7,9 +7,11 @@
  * Features (§5.1.3): MAC, STATUS, CSUM and HOST_TSO4/6 (the guest may send
  * partially checksummed and TSO packets: the tap takes them as they are),
  * GUEST_CSUM and GUEST_TSO4/6 (the tap may hand over such packets:
- * TUNSETOFFLOAD follows what the guest accepted). Not offered: MRG_RXBUF
- * (a packet fills one receive chain: with GUEST_TSO the driver posts 64 KiB
- * chains, §5.1.6.3.1), UFO, ECN, CTRL_VQ, MQ, MTU.
+ * TUNSETOFFLOAD follows what the guest accepted). On any other packet
+ * descriptor (libslirp, tests) only MAC, STATUS and CSUM: its reader fills
+ * in NEEDS_CSUM checksums and never sends partial or GSO packets.
+ * Not offered: MRG_RXBUF (a packet fills one receive chain: with GUEST_TSO
+ * the driver posts 64 KiB chains, §5.1.6.3.1), UFO, ECN, CTRL_VQ, MQ, MTU.
  *
  * Every packet carries the 12-byte struct virtio_net_hdr_v1 first, in the
  * guest's buffers and on the tap alike (IFF_VNET_HDR), so neither
@@ -50,13 +52,16 @@ int virtio_net_tx_check(const struct virtq_chain *c, uint64_t features);
 
 struct virtio_net;
 
-/* Open the tap of arg (net_tap_open) and build the NIC "virtio-net<index>";
- * its I/O thread is pinned to io_cpu when >= 0. */
+/* Open the backend of arg -- a tap (net_tap_open), or for VIRTIO_NET_USER
+ * a libslirp instance (net_slirp_open, destroyed with the NIC) -- and build
+ * the NIC "virtio-net<index>"; its I/O thread is pinned to io_cpu when >= 0
+ * (the slirp thread is not pinned). */
 int virtio_net_create(const struct virtio_pci_vm *vm, const struct virtio_net_arg *arg,
                       unsigned index, int io_cpu, struct virtio_net **out);
-/* The same over an open packet descriptor (a tap, or in tests one end of a
- * SOCK_SEQPACKET socketpair) that carries the 12-byte header; owned by the
- * NIC from here on (closed on failure too). */
+/* The same over an open packet descriptor (a tap, or one end of a
+ * SOCK_SEQPACKET socketpair: libslirp's, or a test's) that carries the
+ * 12-byte header; owned by the NIC from here on (closed on failure too).
+ * is_tap selects the offloads offered (see above) and TUNSETOFFLOAD. */
 int virtio_net_create_fd(const struct virtio_pci_vm *vm, int fd, bool is_tap, const uint8_t mac[6],
                          unsigned index, int io_cpu, struct virtio_net **out);
 int virtio_net_plug(struct virtio_net *n, struct pci_bus *bus, struct pci_device *parent,
