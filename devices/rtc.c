@@ -42,7 +42,6 @@
 #include "vmm/bus.h"
 #include "vmm/log.h"
 
-#define CMOS_SIZE       128
 #define REG_SEC         0x00
 #define REG_MIN         0x02
 #define REG_HOUR        0x04
@@ -59,6 +58,7 @@
 #define REG_B_PIE       0x40
 #define REG_B_AIE       0x20
 #define REG_B_UIE       0x10
+#define REG_B_SQWE      0x08
 #define REG_B_DM_BINARY 0x04
 #define REG_B_24H       0x02
 #define REG_D_VRT       0x80
@@ -71,7 +71,7 @@ struct rtc {
     pthread_mutex_t lock;
     uint8_t index;
     bool nmi_masked;
-    uint8_t cmos[CMOS_SIZE];
+    uint8_t cmos[RTC_CMOS_SIZE];
     int64_t offset;             /* guest time - host time, seconds */
     bool frozen;                /* SET: time registers hold frozen_tm */
     struct tm frozen_tm;
@@ -288,14 +288,26 @@ static void cmos_put16(uint8_t *c, unsigned at, unsigned v)
     c[at + 1] = (uint8_t)(v >> 8);
 }
 
+/* Power-on registers, or those of the RTC this one replaces; then the
+ * bytes firmware reads for the machine (rewritten on every start, as a
+ * BIOS's POST does). */
 static void rtc_fill_cmos(struct rtc *r, const struct rtc_config *cfg)
 {
     uint8_t *c = r->cmos;
     uint64_t ext_kib, above16, above4g;
     unsigned sum = 0;
 
-    c[REG_A] = 0x26;            /* 32.768 kHz time base, 1024 Hz rate */
-    c[REG_B] = REG_B_24H;
+    if (cfg->restore && cfg->restore->valid) {
+        memcpy(c, cfg->restore->cmos, RTC_CMOS_SIZE);
+        /* MC146818A RESET: PIE, AIE, UIE, SQWE cleared; SET is not
+         * touched by it, but rtc_save committed any time being set. */
+        c[REG_B] &= (uint8_t)~(REG_B_PIE | REG_B_AIE | REG_B_UIE | REG_B_SQWE | REG_B_SET);
+        c[REG_A] &= (uint8_t)~REG_A_UIP;
+        r->offset = cfg->restore->offset;
+    } else {
+        c[REG_A] = 0x26;        /* 32.768 kHz time base, 1024 Hz rate */
+        c[REG_B] = REG_B_24H;
+    }
     c[0x14] = 0x02;
     cmos_put16(c, 0x15, 640);
     ext_kib = cfg->ram_below_4g > (1u << 20) ? (cfg->ram_below_4g - (1u << 20)) >> 10 : 0;
@@ -349,6 +361,20 @@ void rtc_destroy(struct rtc *r)
         bus_unregister(r->env.pio, RTC_PORT);
     pthread_mutex_destroy(&r->lock);
     free(r);
+}
+
+void rtc_save(struct rtc *r, struct rtc_state *out)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->frozen) {
+        r->frozen = false;
+        rtc_set_offset(r, &r->frozen_tm);
+        r->cmos[REG_B] &= (uint8_t)~REG_B_SET;
+    }
+    out->valid = true;
+    out->offset = r->offset;
+    memcpy(out->cmos, r->cmos, RTC_CMOS_SIZE);
+    pthread_mutex_unlock(&r->lock);
 }
 
 bool rtc_nmi_masked(struct rtc *r)

@@ -162,3 +162,108 @@ Test(rtc, cmos_ram_is_guest_writable)
     cmos_w(0x7F, 0xA5);
     cr_assert_eq(cmos(0x7F), 0xA5);
 }
+
+/* The in-process guest reset re-creates the RTC: rtc_save from the old one,
+ * rtc_config.restore into the new one, as the battery-backed RTC well
+ * keeps time and CMOS RAM across a platform reset. */
+static struct rtc *rtc_recreate(const struct rtc_state *s)
+{
+    struct rtc *r;
+    rtc_destroy(rtc);
+    rtc = NULL;
+    struct rtc_config c = { .ram_below_4g = 0x80000000ULL, .ram_above_4g = 0x180000000ULL,
+                            .nr_cpus = 4, .restore = s };
+    cr_assert_eq(rtc_create(&fe.env, &c, &r), 0, "the ports are free again");
+    rtc = r;    /* the suite's fini destroys it */
+    rtc_set_clock(rtc, fake_clock, NULL);
+    return r;
+}
+
+Test(rtc, guest_time_and_cmos_survive_a_reset)
+{
+    struct rtc_state s;
+    /* the guest sets 2031-07-09 22:10:30 (Linux's way: SET, fields, clear) */
+    cmos_w(0x0B, 0x82);
+    cmos_w(0x00, 0x30);
+    cmos_w(0x02, 0x10);
+    cmos_w(0x04, 0x22);
+    cmos_w(0x07, 0x09);
+    cmos_w(0x08, 0x07);
+    cmos_w(0x09, 0x31);
+    cmos_w(0x32, 0x20);
+    cmos_w(0x0B, 0x02 | 0x10);     /* SET off, UIE on (logged) */
+    cmos_w(0x0A, 0x2F);
+    cmos_w(0x40, 0x5A);            /* NVRAM: firmware or the OS wrote it */
+    cmos_w(0x7F, 0xA5);
+
+    rtc_save(rtc, &s);
+    cr_assert(s.valid);
+    fake_now.tv_sec += 7;          /* the reset takes a while */
+    rtc_recreate(&s);
+    cr_assert_eq(cmos(0x09), 0x31, "year");
+    cr_assert_eq(cmos(0x08), 0x07, "month");
+    cr_assert_eq(cmos(0x07), 0x09, "day");
+    cr_assert_eq(cmos(0x04), 0x22);
+    cr_assert_eq(cmos(0x02), 0x10);
+    cr_assert_eq(cmos(0x00), 0x37, "30 s + the 7 s the reset took");
+    cr_assert_eq(cmos(0x32), 0x20);
+    cr_assert_eq(cmos(0x40), 0x5A, "CMOS RAM kept");
+    cr_assert_eq(cmos(0x7F), 0xA5);
+    cr_assert_eq(cmos(0x0A), 0x2F, "register A kept");
+    cr_assert_eq(cmos(0x0B), 0x02, "register B kept, interrupt enables cleared (RESET)");
+    /* the machine's bytes are the machine's */
+    cr_assert_eq(cmos(0x5F), 3);
+    unsigned sum = 0;
+    for (unsigned i = 0x10; i <= 0x2D; i++)
+        sum += cmos((uint8_t)i);
+    cr_assert_eq((unsigned)(cmos(0x2E) << 8 | cmos(0x2F)), sum, "checksum still right");
+}
+
+Test(rtc, reset_while_setting_commits_the_time)
+{
+    struct rtc_state s;
+    cmos_w(0x0B, 0x82);
+    cmos_w(0x09, 0x33);            /* 2033, the rest from the frozen copy */
+    rtc_save(rtc, &s);
+    fake_now.tv_sec += 2;
+    rtc_recreate(&s);
+    cr_assert_eq(cmos(0x0B), 0x02, "not frozen after the reset");
+    cr_assert_eq(cmos(0x09), 0x33);
+    cr_assert_eq(cmos(0x00), 0x09, "07 s + 2 s: running");
+}
+
+Test(rtc, no_state_means_power_on)
+{
+    struct rtc_state none = { 0 };
+    cmos_w(0x02, 0x59);
+    cmos_w(0x40, 0x5A);
+    rtc_recreate(&none);
+    cr_assert_eq(cmos(0x02), 0x45, "host time again");
+    cr_assert_eq(cmos(0x40), 0x00);
+    cr_assert_eq(cmos(0x0A), 0x26);
+}
+
+/* With the real host clock: whatever time passes between the save and the
+ * read-back (a second or two at most) is all that may differ. */
+Test(rtc, reset_keeps_offset_against_the_host_clock)
+{
+    struct rtc_state s;
+    rtc_set_clock(rtc, NULL, NULL);
+    cmos_w(0x0B, 0x86);            /* SET, binary, 24h */
+    cmos_w(0x32, 20);
+    cmos_w(0x09, 40);              /* 2040-01-01 00:00:00 */
+    cmos_w(0x08, 1);
+    cmos_w(0x07, 1);
+    cmos_w(0x04, 0);
+    cmos_w(0x02, 0);
+    cmos_w(0x00, 0);
+    cmos_w(0x0B, 0x06);
+    rtc_save(rtc, &s);
+    rtc_recreate(&s);
+    rtc_set_clock(rtc, NULL, NULL);
+    cr_assert_eq(cmos(0x09), 40);
+    cr_assert_eq(cmos(0x08), 1);
+    cr_assert_eq(cmos(0x04), 0);
+    cr_assert_eq(cmos(0x02), 0);
+    cr_assert_leq(cmos(0x00), 2, "seconds elapsed since it was set");
+}
