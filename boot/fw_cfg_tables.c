@@ -261,6 +261,30 @@ static int add_acpi(struct fw_cfg *fc, const struct fw_cfg_machine *m)
                            NULL, NULL);
 }
 
+/* etc/smbios/smbios-tables and -anchor, as OVMF's SmbiosPlatformDxe and
+ * DetectSmbiosVersionLib read them (boot/smbios.h). */
+static int add_smbios(struct fw_cfg *fc, const struct smbios_config *sc)
+{
+    uint8_t *tables = malloc(SMBIOS_TABLES_MAX);
+    uint8_t ep[SMBIOS_EP_LEN];
+    long len;
+    int err;
+
+    if (!tables)
+        return -ENOMEM;
+    len = smbios_build_tables(sc, tables, SMBIOS_TABLES_MAX);
+    if (len < 0) {
+        log_err("fw_cfg", "cannot build the SMBIOS tables (%s)", strerror((int)-len));
+        free(tables);
+        return (int)len;
+    }
+    smbios_entry_point(ep, (uint32_t)len, 0);
+    err = fw_cfg_add_item(fc, 0, SMBIOS_FILE_TABLES, tables, (uint32_t)len, false, NULL, NULL);
+    if (!err)
+        err = fw_cfg_add_file(fc, SMBIOS_FILE_ANCHOR, ep, sizeof(ep));
+    return err;
+}
+
 int fw_cfg_add_machine(struct fw_cfg *fc, const struct fw_cfg_machine *m)
 {
     uint8_t e820[(GM_MAX_REGIONS + FW_CFG_MAX_RESERVED) * E820_FWCFG_ENTRY];
@@ -304,6 +328,11 @@ int fw_cfg_add_machine(struct fw_cfg *fc, const struct fw_cfg_machine *m)
     }
     if (m->acpi) {
         err = add_acpi(fc, m);
+        if (err)
+            return err;
+    }
+    if (m->smbios) {
+        err = add_smbios(fc, m->smbios);
         if (err)
             return err;
     }

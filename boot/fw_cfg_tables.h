@@ -23,6 +23,9 @@
  *                           kernel header"), INITRD_SIZE/DATA, CMDLINE_SIZE/
  *                           DATA (NUL included): OvmfPkg's
  *                           QemuKernelLoaderFsDxe reads exactly these
+ *   etc/smbios/smbios-tables,  boot/smbios.h's structures (no type 0: OVMF
+ *   etc/smbios/smbios-anchor   adds its own) and their SMBIOS 3.0 entry point
+ *                           (only with a smbios description)
  *   etc/acpi/tables,        boot/acpi.h's tables plus MCFG, made relocatable
  *   etc/acpi/rsdp,          by boot/acpi_loader.h; MCFG's base follows the
  *   etc/table-loader        ECAM window at the time firmware reads the
@@ -34,6 +37,7 @@
 #include <stdint.h>
 
 #include "boot/acpi.h"
+#include "boot/smbios.h"
 #include "devices/fw_cfg.h"
 #include "vmm/gm.h"
 
@@ -46,6 +50,7 @@ struct fw_cfg_machine {
     uint64_t pci_mmio64_mb;         /* 0: OVMF's default */
     const char *kernel, *initrd, *cmdline;   /* kernel NULL: no kernel items */
     const struct acpi_config *acpi; /* NULL: no ACPI tables */
+    const struct smbios_config *smbios;   /* NULL: no SMBIOS files */
     /* MCFG: the ECAM window now (false: disabled), and the base to
      * describe while it is disabled. */
     bool (*ecam)(void *opaque, uint64_t *base, uint64_t *size);

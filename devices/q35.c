@@ -3,9 +3,12 @@
 #include "devices/q35.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "boot/fw_cfg_tables.h"
+#include "boot/smbios.h"
 #include "vmm/gm.h"
 #include "vmm/log.h"
 
@@ -20,7 +23,53 @@ static bool q35_ecam_now(void *opaque, uint64_t *base, uint64_t *size)
     return on;
 }
 
-static int q35_add_fw_cfg_items(struct q35 *q, const struct q35_config *cfg)
+/* The system UUID (SMBIOS type 1): carried over a reset; else, for a
+ * firmware boot, derived from the VM's variable store (its path is the one
+ * thing that names this VM from run to run), else random. */
+static int q35_uuid(const struct q35_config *cfg, uint8_t uuid[16])
+{
+    char real[PATH_MAX];
+    int err = 0;
+
+    if (cfg->persist && cfg->persist->have_uuid) {
+        memcpy(uuid, cfg->persist->uuid, 16);
+        return 0;
+    }
+    if (cfg->firmware && cfg->pflash.vars_path)
+        smbios_uuid_from_name(uuid, realpath(cfg->pflash.vars_path, real) ? real
+                                                                          : cfg->pflash.vars_path);
+    else
+        err = smbios_uuid_random(uuid);
+    if (!err && cfg->persist) {
+        memcpy(cfg->persist->uuid, uuid, 16);
+        cfg->persist->have_uuid = true;
+    }
+    return err;
+}
+
+static int q35_smbios_config(const struct q35 *q, const struct q35_config *cfg,
+                             struct smbios_config *sc)
+{
+    bool shape = cfg->sockets && cfg->cores && cfg->threads;
+
+    *sc = (struct smbios_config){
+        .gm = q->env.gm,
+        .sockets = shape ? cfg->sockets : 1,
+        .cores = shape ? cfg->cores : cfg->nr_cpus,
+        .threads = shape ? cfg->threads : 1,
+        .bios = !cfg->firmware,     /* OVMF adds its own type 0 */
+    };
+    if (sc->sockets * sc->cores * sc->threads != cfg->nr_cpus) {
+        log_err("q35", "SMBIOS: %u sockets x %u cores x %u threads is not the %u CPUs",
+                sc->sockets, sc->cores, sc->threads, cfg->nr_cpus);
+        return -EINVAL;
+    }
+    smbios_host_cpu(sc);
+    return q35_uuid(cfg, sc->uuid);
+}
+
+static int q35_add_fw_cfg_items(struct q35 *q, const struct q35_config *cfg,
+                                const struct smbios_config *sc)
 {
     struct fw_cfg_machine m = {
         .gm = q->env.gm,
@@ -31,6 +80,7 @@ static int q35_add_fw_cfg_items(struct q35 *q, const struct q35_config *cfg)
         .initrd = cfg->initrd,
         .cmdline = cfg->cmdline,
         .acpi = cfg->acpi,
+        .smbios = sc,
         .ecam = q35_ecam_now,
         .ecam_opaque = q,
         .ecam_default_base = Q35_ECAM_DEFAULT_BASE,
@@ -40,6 +90,7 @@ static int q35_add_fw_cfg_items(struct q35 *q, const struct q35_config *cfg)
 
 int q35_create(const struct dev_env *env, const struct q35_config *cfg, struct q35 **out)
 {
+    struct smbios_config sc;
     struct q35 *q;
     int err;
 
@@ -52,6 +103,7 @@ int q35_create(const struct dev_env *env, const struct q35_config *cfg, struct q
     if (!q)
         return -ENOMEM;
     q->env = *env;
+    q->persist = cfg->persist;
 
     err = pci_bus_init(&q->pci, env->pio, env->mmio);
     if (err)
@@ -89,16 +141,25 @@ int q35_create(const struct dev_env *env, const struct q35_config *cfg, struct q
     uint64_t low = gm_lowmem(env->gm);
     struct rtc_config tc = { .ram_below_4g = low,
                              .ram_above_4g = env->gm->size > low ? env->gm->size - low : 0,
-                             .nr_cpus = cfg->nr_cpus };
+                             .nr_cpus = cfg->nr_cpus,
+                             .restore = cfg->persist ? &cfg->persist->rtc : NULL };
     err = rtc_create(env, &tc, &q->rtc);
     if (err)
         goto fail;
 
+    err = q35_smbios_config(q, cfg, &sc);
+    if (err)
+        goto fail;
     err = fw_cfg_create(env, &q->fw_cfg);
     if (err)
         goto fail;
+    if (!cfg->firmware) {
+        err = smbios_install(env->gm, &sc);
+        if (err)
+            goto fail;
+    }
     if (cfg->firmware) {
-        err = q35_add_fw_cfg_items(q, cfg);
+        err = q35_add_fw_cfg_items(q, cfg, &sc);
         if (err)
             goto fail;
         err = pflash_create(env, &cfg->pflash, &q->pflash);
@@ -118,6 +179,8 @@ void q35_destroy(struct q35 *q)
         return;
     pflash_destroy(q->pflash);
     fw_cfg_destroy(q->fw_cfg);
+    if (q->rtc && q->persist)
+        rtc_save(q->rtc, &q->persist->rtc);
     rtc_destroy(q->rtc);
     while (q->nr_ports)
         pci_bus_remove(&q->pci, &q->ports[--q->nr_ports].dev);

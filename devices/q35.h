@@ -1,7 +1,10 @@
 /* The q35-like platform in one call: the PCI bus (0xCF8/0xCFC, ECAM), the
  * MCH host bridge at 00:00.0, PCIe root ports at 00:02.0.., the ICH9 LPC at
  * 00:1f.0 with the ACPI PM block, the RTC/CMOS, fw_cfg with the items OVMF
- * reads, and (firmware boot) the flash with OVMF's CODE and VARS.
+ * reads, and (firmware boot) the flash with OVMF's CODE and VARS. The
+ * SMBIOS tables (boot/smbios.h) describe it: through fw_cfg for OVMF, in
+ * RAM at SMBIOS_GPA for a direct boot (written by q35_create, as firmware
+ * would before handing over).
  *
  * Two modes:
  *   firmware (cfg.firmware): registers start as on hardware after reset --
@@ -14,7 +17,8 @@
  * Start-up order (undone in reverse on failure and by q35_destroy): PCI
  * bus and its ports (adopting 0xCF9 from devices/sysctl, which must exist
  * already: create sysctl first, destroy it after), MCH, LPC (+ acpi_pm),
- * root ports, RTC, fw_cfg, pflash. Do not create an acpi_pm of your own:
+ * root ports, RTC, fw_cfg (+ SMBIOS), pflash; direct boot: SMBIOS in RAM.
+ * Do not create an acpi_pm of your own:
  * the LPC owns it (q35_acpi_pm() for the power button).
  *
  * Interrupts: in APIC mode PCI INTx of the device in root-bus slot S (or
@@ -39,7 +43,19 @@
 #include "vmm/dev_env.h"
 
 #define Q35_MAX_ROOT_PORTS   8
+
 #define Q35_ROOT_PORT_SLOT0  2      /* root port i sits at 00:(2 + i).0 */
+
+/* What outlives one platform instance across an in-process guest reset,
+ * as on hardware: the battery-backed RTC/CMOS (the guest-set time, CMOS
+ * RAM) and the system's identity (the SMBIOS UUID). The caller owns it,
+ * zeroed before the first q35_create; q35_create takes what is there,
+ * q35_destroy fills it for the next one. */
+struct q35_persist {
+    struct rtc_state rtc;
+    bool have_uuid;
+    uint8_t uuid[16];
+};
 
 struct q35_config {
     unsigned nr_cpus;
@@ -47,6 +63,12 @@ struct q35_config {
     /* optional: the link root port i reports (a passed-through device's
      * negotiated speed and width, vfio_pci_slot_link); 0: the defaults */
     struct { unsigned speed, width; } port_link[Q35_MAX_ROOT_PORTS];
+    /* SMBIOS type 4 (boot/smbios.h): sockets, cores per socket, threads
+     * per core; any 0: one socket of nr_cpus cores */
+    unsigned sockets, cores, threads;
+    /* optional (NULL: nothing carried over; a fresh RTC and, for a direct
+     * boot, a new random UUID each q35_create) */
+    struct q35_persist *persist;
     bool firmware;                  /* boot OVMF from flash (else direct kernel boot) */
     struct pflash_config pflash;    /* firmware only */
     /* fw_cfg items (firmware only) */
@@ -68,6 +90,7 @@ struct q35 {
     struct rtc *rtc;
     struct fw_cfg *fw_cfg;
     struct pflash *pflash;
+    struct q35_persist *persist;
 };
 
 /* env->gm must be set (RAM layout for MCH, CMOS and e820). Errors are

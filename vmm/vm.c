@@ -794,6 +794,8 @@ static int step_platform(struct vm *vm)
     vm_acpi_config(vm);
     struct q35_config qc = {
         .nr_cpus = cfg->nr_cpus,
+        .sockets = vm->topo.sockets, .cores = vm->topo.cores, .threads = vm->topo.threads,
+        .persist = &vm->q35_persist,
         .nr_root_ports = vm->vfio ? vfio_pci_nr_slots(vm->vfio) : 0,
         .firmware = cfg->firmware_boot,
         .pflash = { .code_path = cfg->firmware, .vars_path = vm->vars_path,

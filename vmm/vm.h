@@ -19,6 +19,7 @@
 #include "arch/x86/regs.h"
 #include "boot/acpi.h"
 #include "boot/e820.h"
+#include "devices/q35.h"
 #include "vmm/bus.h"
 #include "vmm/config.h"
 #include "vmm/dev_env.h"
@@ -72,6 +73,7 @@ struct vm {
     struct i8042 *i8042;
     struct sysctl *sysctl;
     struct q35 *q35;                /* PCI, MCH, LPC (+ACPI PM), RTC, fw_cfg, flash */
+    struct q35_persist q35_persist; /* RTC/CMOS and SMBIOS UUID across guest resets */
     struct vfio_pci *vfio;          /* --gpu/--device: one root port per guest slot */
     struct virtio_blk *disks[VIRTIO_BLK_ARGS_MAX_DISKS];   /* --disk, at 00:0a.0 on */
     struct virtio_net *nics[VIRTIO_NET_ARGS_MAX];          /* --net, at 00:12.0 on */
