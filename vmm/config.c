@@ -23,6 +23,8 @@
 #define TiB (1ULL << 40)
 #define CONFIG_MIN_MEMORY (2 * MiB)   /* the first MiB is the legacy area */
 #define CONFIG_MAX_MEMORY (16 * TiB)
+#define CONFIG_MIN_PCI_MMIO64 (1ULL << 30)
+#define CONFIG_MAX_PCI_MMIO64 (1ULL << 40)
 #define CONFIG_MAX_APIC_ID 254        /* xAPIC IDs; 0xFF is the broadcast ID */
 
 static const char config_usage_head[] =
@@ -34,6 +36,8 @@ static const char config_usage_head[] =
     "  --hugepages 2M|1G        back RAM with hugetlbfs pages of that size\n"
     "  --prealloc               fault all of RAM in at start-up\n"
     "  --no-mlock               do not lock RAM (default: locked, as VFIO and latency want)\n"
+    "  --pci-mmio64 SIZE        the 64-bit PCI MMIO window, a power of two from 1G to 1T\n"
+    "                           (default 32G); big GPU BARs need room: 2 x the BARs\n"
     "CPUs:\n"
     "  --cpus N                 N vCPUs (1-64; default 1), one socket of N cores\n"
     "  --smp sockets=S,cores=C,threads=T   the topology (missing keys are 1)\n"
@@ -291,7 +295,7 @@ enum opt_id {
     OPT_MEMORY, OPT_HUGEPAGES, OPT_PREALLOC, OPT_NO_MLOCK, OPT_CPUS, OPT_SMP, OPT_CPU_PIN,
     OPT_EMULATOR_PIN, OPT_IO_PIN, OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_SERIAL, OPT_STATS,
     OPT_STATS_JSON, OPT_VERBOSE, OPT_QUIET, OPT_HELP, OPT_FIRMWARE, OPT_VARS, OPT_NO_REBOOT,
-    OPT_NAME,
+    OPT_NAME, OPT_PCI_MMIO64,
 };
 
 struct opt {
@@ -306,6 +310,7 @@ static const struct opt opts[] = {
     { "--hugepages", NULL, true, OPT_HUGEPAGES },
     { "--prealloc", NULL, false, OPT_PREALLOC },
     { "--no-mlock", NULL, false, OPT_NO_MLOCK },
+    { "--pci-mmio64", NULL, true, OPT_PCI_MMIO64 },
     { "--cpus", NULL, true, OPT_CPUS },
     { "--smp", NULL, true, OPT_SMP },
     { "--cpu-pin", NULL, true, OPT_CPU_PIN },
@@ -331,6 +336,7 @@ static const char *value_example(enum opt_id id)
     switch (id) {
     case OPT_MEMORY: return "512M";
     case OPT_HUGEPAGES: return "2M";
+    case OPT_PCI_MMIO64: return "64G";
     case OPT_CPUS: return "2";
     case OPT_SMP: return "sockets=1,cores=2,threads=1";
     case OPT_CPU_PIN: return "0=2,1=3";
@@ -351,6 +357,7 @@ static void config_defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->mem_size = 512 * MiB;
+    cfg->pci_mmio64_size = CONFIG_DEFAULT_PCI_MMIO64;
     cfg->mlock = true;
     cfg->nr_cpus = 1;
     cfg->sockets = cfg->cores = cfg->threads = 1;
@@ -461,6 +468,19 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
                 return fail(err, errlen, "--hugepages %s: not a hugepage size; use 2M or 1G", val);
             cfg->hugepage_size = v;
             hp_arg = val;
+            break;
+        case OPT_PCI_MMIO64:
+            /* A power of two: OVMF aligns its aperture to the size rounded
+             * down to one (PlatformInitLib's MemDetect), and a BAR of that
+             * size is what must fit. */
+            if (config_parse_size(val, &v))
+                return fail(err, errlen, "--pci-mmio64 %s: not a size; use a power of two "
+                            "with a G or T suffix (32G, 64G, 1T)", val);
+            if (v < CONFIG_MIN_PCI_MMIO64 || v > CONFIG_MAX_PCI_MMIO64 || (v & (v - 1)))
+                return fail(err, errlen, "--pci-mmio64 %s: the 64-bit PCI window must be a "
+                            "power of two from 1G to 1T (e.g. 64G for a 16 GiB BAR and room "
+                            "for the rest)", val);
+            cfg->pci_mmio64_size = v;
             break;
         case OPT_PREALLOC:
             cfg->prealloc = true;

@@ -14,10 +14,15 @@
 #define CONFIG_MAX_CPUS 64
 #define CONFIG_NAME_MAX 64
 
+/* The 64-bit PCI MMIO window's default size: OVMF 2022.11's own default
+ * aperture (PcdPciMmio64Size). */
+#define CONFIG_DEFAULT_PCI_MMIO64 (32ULL << 30)
+
 struct config {
     /* memory */
     uint64_t mem_size;          /* --memory, default 512M */
     uint64_t hugepage_size;     /* --hugepages 2M|1G; 0 = off */
+    uint64_t pci_mmio64_size;   /* --pci-mmio64: the 64-bit PCI window, a power of two */
     bool prealloc;              /* --prealloc */
     bool mlock;                 /* default true; --no-mlock turns it off */
 

@@ -610,14 +610,14 @@ static void undo_devices(struct vm *vm)
 }
 
 #define VM_ECAM_SIZE       0x10000000ULL   /* 256 buses (PCIe 6.0 §7.2.2) */
-#define VM_MMIO64_ALIGN    (32ULL << 30)
-#define VM_MMIO64_SIZE     (32ULL << 30)   /* OVMF 2022.11's default aperture */
 
 /* What the ACPI tables describe, for both boots: the vCPUs, the in-kernel
  * IOAPIC/LAPIC, the LPC's PM block (ACPI_PM_BASE: preset for a direct boot,
  * where OVMF puts PMBASE too), the RTC, and the q35 PCIe host bridge. The
- * 64-bit window starts at the first 32 GiB boundary above RAM (where OVMF
- * puts its aperture; X-PciMmio64Mb tells it the size). */
+ * 64-bit window (--pci-mmio64, a power of two) starts at the first
+ * multiple of its size above RAM: where OVMF puts its aperture when
+ * X-PciMmio64Mb gives it that size (PlatformInitLib MemDetect.c aligns the
+ * aperture to its size rounded down to a power of two). */
 static void vm_acpi_config(struct vm *vm)
 {
     uint64_t low = gm_lowmem(&vm->gm);
@@ -634,8 +634,8 @@ static void vm_acpi_config(struct vm *vm)
         .pci = true,
         .ecam_base = Q35_ECAM_DEFAULT_BASE,
         .pci_mmio32_base = low,
-        .pci_mmio64_base = (top + VM_MMIO64_ALIGN - 1) & ~(VM_MMIO64_ALIGN - 1),
-        .pci_mmio64_size = VM_MMIO64_SIZE,
+        .pci_mmio64_base = (top + vm->cfg->pci_mmio64_size - 1) & ~(vm->cfg->pci_mmio64_size - 1),
+        .pci_mmio64_size = vm->cfg->pci_mmio64_size,
         .mcfg = !vm->cfg->firmware_boot,   /* through fw_cfg the loader adds MCFG */
     };
 }
@@ -786,12 +786,17 @@ static const char *vm_bootorder(struct vm *vm)
  * OVMF's CODE becomes a read-only KVM slot (the guest executes from it;
  * writes still exit and the flash's bus range refuses them), VARS stays on
  * the MMIO bus (CFI commands). */
+static int vm_check_mmio64(struct vm *vm);
+
 static int step_platform(struct vm *vm)
 {
     const struct config *cfg = vm->cfg;
     int err;
 
     vm_acpi_config(vm);
+    err = vm_check_mmio64(vm);
+    if (err)
+        return err;
     struct q35_config qc = {
         .nr_cpus = cfg->nr_cpus,
         .sockets = vm->topo.sockets, .cores = vm->topo.cores, .threads = vm->topo.threads,
@@ -801,7 +806,7 @@ static int step_platform(struct vm *vm)
         .pflash = { .code_path = cfg->firmware, .vars_path = vm->vars_path,
                     .romd_changed = vm_vars_romd, .romd_opaque = vm },
         .acpi = &vm->acpi,
-        .pci_mmio64_mb = VM_MMIO64_SIZE >> 20,
+        .pci_mmio64_mb = cfg->pci_mmio64_size >> 20,
         .kernel = cfg->firmware_boot ? cfg->kernel : NULL,
         .initrd = cfg->firmware_boot ? cfg->initrd : NULL,
         .cmdline = cfg->firmware_boot && cfg->kernel ? cfg->cmdline : NULL,
@@ -948,6 +953,32 @@ static int get_supported_cpuid(struct vm *vm, struct kvm_cpuid2 **out)
 }
 
 static void undo_vcpus(struct vm *vm);
+
+/* The 64-bit PCI window must end inside the guest's physical address space
+ * (CPUID 0x80000008 EAX[7:0], which KVM passes from the host): OVMF would
+ * otherwise give up on the aperture and the BARs there with it. */
+static int vm_check_mmio64(struct vm *vm)
+{
+    struct kvm_cpuid2 *c = NULL;
+    unsigned bits = 0;
+    uint64_t end = vm->acpi.pci_mmio64_base + vm->acpi.pci_mmio64_size;
+
+    if (get_supported_cpuid(vm, &c))
+        return 0;   /* logged; step_vcpus fails on it too */
+    for (uint32_t i = 0; i < c->nent; i++)
+        if (c->entries[i].function == 0x80000008)
+            bits = c->entries[i].eax & 0xff;
+    free(c);
+    if (bits >= 32 && bits < 64 && end > (1ULL << bits)) {
+        log_err("vm", "--pci-mmio64 %" PRIu64 "G: the window at 0x%" PRIx64 "-0x%" PRIx64
+                " (above %" PRIu64 " MiB of RAM) ends past the %u-bit physical address space "
+                "of this CPU (%" PRIu64 " GiB); give a smaller --pci-mmio64 or less --memory",
+                vm->acpi.pci_mmio64_size >> 30, vm->acpi.pci_mmio64_base, end - 1,
+                vm->gm.size >> 20, bits, (uint64_t)((1ULL << bits) >> 30));
+        return -ERANGE;
+    }
+    return 0;
+}
 
 static int step_vcpus(struct vm *vm)
 {

@@ -396,3 +396,26 @@ Test(config, firmware_or_direct_boot)
     expect_error(parse("--firmware", "", NULL), "--firmware", "empty file name");
     expect_error(parse("--vars", NULL), "--vars", "needs a value");
 }
+
+/* --pci-mmio64: the 64-bit PCI window, 32G unless told; a power of two
+ * from 1G to 1T, each refusal naming the flag and what to give. */
+Test(config, pci_mmio64_default_and_values)
+{
+    cr_assert_eq(parse("--kernel", "vmlinuz", NULL), 0, "%s", err);
+    cr_assert_eq(cfg.pci_mmio64_size, 32 * GiB);
+    cr_assert_eq(parse("--pci-mmio64", "64G", "--kernel", "vmlinuz", NULL), 0, "%s", err);
+    cr_assert_eq(cfg.pci_mmio64_size, 64 * GiB);
+    cr_assert_eq(parse("--pci-mmio64=1T", "--kernel", "vmlinuz", NULL), 0, "%s", err);
+    cr_assert_eq(cfg.pci_mmio64_size, 1024 * GiB);
+    cr_assert_eq(parse("--pci-mmio64", "1G", "--kernel", "vmlinuz", NULL), 0, "%s", err);
+    cr_assert_eq(cfg.pci_mmio64_size, GiB);
+}
+
+Test(config, pci_mmio64_refusals)
+{
+    expect_error(parse("--pci-mmio64", "48G", NULL), "--pci-mmio64 48G", "power of two");
+    expect_error(parse("--pci-mmio64", "512M", NULL), "--pci-mmio64 512M", "from 1G to 1T");
+    expect_error(parse("--pci-mmio64", "2T", NULL), "--pci-mmio64 2T", "from 1G to 1T");
+    expect_error(parse("--pci-mmio64", "lots", NULL), "--pci-mmio64 lots", "not a size");
+    expect_error(parse("--pci-mmio64", NULL), "--pci-mmio64", "needs a value", "64G");
+}
