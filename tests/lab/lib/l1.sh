@@ -152,6 +152,28 @@ con_finish() {
 # con_stop: stop the VMM without asking the guest (after a failure)
 con_stop() { exec 3>&-; kill_vmm "$con_pid"; wait "$con_pid" 2>/dev/null; }
 
+# KVM's own counters (debugfs, summed over the VMs that exist now), for
+# figures that mean the same for minivmm and the peer QEMU.
+# kvm_stats_ready: mounts debugfs when needed; 1 when L1's KVM has none
+kvm_stats_ready() {
+    [ -d /sys/kernel/debug/kvm ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+    [ -r /sys/kernel/debug/kvm/exits ]
+}
+# kvm_stats_snap FILE: "name value" per top-level counter
+kvm_stats_snap() {
+    local f
+    : > "$1"
+    for f in /sys/kernel/debug/kvm/*; do
+        [ -f "$f" ] && echo "${f##*/} $(cat "$f" 2>/dev/null)" >> "$1"
+    done
+}
+# kvm_stats_delta BEFORE AFTER: "name delta" for each counter that moved
+# (a counter missing from BEFORE counts from 0: the VM did not exist yet)
+kvm_stats_delta() {
+    awk 'NR == FNR { b[$1] = $2; next }
+         $2 ~ /^[0-9]+$/ && $2 - b[$1] != 0 { printf "%s %d\n", $1, $2 - b[$1] }' "$1" "$2"
+}
+
 # vfio_group_free BDF: no process holds the device's /dev/vfio/GROUP (a VMM
 # that exited released it); waits up to 10 s
 vfio_group_free() {
