@@ -1,7 +1,8 @@
 /* Intel 8042 keyboard controller, PS/2 style (IBM PS/2 keyboard controller
- * interface; what Linux's drivers/input/serio/i8042.c expects), with no
- * keyboard and no mouse attached. Enough for guests to probe the controller
- * quickly and to reset the machine through it.
+ * interface; what Linux's drivers/input/serio/i8042.c expects), with a
+ * keyboard that has no keys and no mouse attached. Enough for guests to
+ * probe the controller and the keyboard quickly and to reset the machine
+ * through it.
  *
  * Ports:
  *   0x60  read: output buffer (clears OBF)   write: data (command parameter,
@@ -32,11 +33,14 @@
  *   0xD4 write a byte to the AUX device
  *   0xF0-0xFF pulse output port bits whose mask bit is 0 (0xFE: reset)
  *
- * No device answers on either port: a byte sent to the keyboard (0x60 data
- * with no command pending) or to the mouse (0xD4) comes back as 0xFE with
- * TIMEOUT set, as a controller reports a device that never clocked the byte
- * in. Linux's atkbd/psmouse then fail their probes at once instead of waiting
- * out their timeouts.
+ * A keyboard with no keys (devices/ps2_kbd.c) is on the first port: a byte
+ * written to 0x60 with no controller command pending goes to it and enables
+ * its interface (clears command byte bit 4, as the controller does when it
+ * clocks a byte out); its answers queue there and move into the output
+ * buffer one at a time while the buffer is empty and the interface enabled.
+ * No mouse: a byte sent to it (0xD4) comes back as 0xFE with TIMEOUT set, as
+ * a controller reports a device that never clocked the byte in, so Linux's
+ * psmouse fails its probe at once instead of waiting out its timeouts.
  *
  * The interrupt lines follow the output buffer: IRQ1 is high while a
  * keyboard-side byte waits and the command byte enables it, IRQ12 likewise
@@ -48,6 +52,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "devices/ps2_kbd.h"
 #include "vmm/bus.h"
 #include "vmm/log.h"
 
@@ -87,6 +92,7 @@ struct i8042 {
     uint8_t outport;
     uint8_t pending_cmd;           /* command waiting for its data byte, or 0 */
     bool irq_kbd, irq_aux;
+    struct ps2_kbd kbd;
 };
 
 static void i8042_update_irq(struct i8042 *k)
@@ -121,6 +127,17 @@ static uint8_t i8042_status(const struct i8042 *k)
     return (uint8_t)((k->outbuf_full ? STS_OBF : 0) | (k->outbuf_aux && k->outbuf_full ? STS_AUXB : 0) |
                      (k->ram[0] & CTR_SYS ? STS_SYS : 0) | STS_INH |
                      (k->status & (STS_A2 | STS_TIMEOUT)));
+}
+
+/* Move the keyboard's next byte into an empty output buffer. */
+static void i8042_pump_kbd(struct i8042 *k)
+{
+    uint8_t v;
+
+    if (k->outbuf_full || (k->ram[0] & CTR_KBDDIS))
+        return;
+    if (ps2_kbd_pop(&k->kbd, &v))
+        i8042_put(k, v, false, false);
 }
 
 /* Returns true when the guest asked for a reset. */
@@ -159,7 +176,10 @@ static bool i8042_command(struct i8042 *k, uint8_t cmd)
         break;
     case 0xAB: i8042_put(k, 0x00, false, false); break;    /* KBD lines OK */
     case 0xAD: k->ram[0] |= CTR_KBDDIS; break;
-    case 0xAE: k->ram[0] &= (uint8_t)~CTR_KBDDIS; break;
+    case 0xAE:
+        k->ram[0] &= (uint8_t)~CTR_KBDDIS;
+        i8042_pump_kbd(k);
+        break;
     case 0xD0: i8042_put(k, k->outport, false, false); break;
     case 0xD1: case 0xD2: case 0xD3: case 0xD4:
         k->pending_cmd = cmd;
@@ -178,6 +198,8 @@ static bool i8042_data(struct i8042 *k, uint8_t v)
     k->pending_cmd = 0;
     if (cmd >= 0x60 && cmd <= 0x7F) {
         k->ram[cmd & 0x1F] = v;
+        if (cmd == 0x60)
+            i8042_pump_kbd(k);   /* the keyboard may have been enabled */
         return false;
     }
     switch (cmd) {
@@ -193,7 +215,13 @@ static bool i8042_data(struct i8042 *k, uint8_t v)
         i8042_put(k, I8042_NO_DEVICE, true, true);    /* no mouse */
         return false;
     default:
-        i8042_put(k, I8042_NO_DEVICE, false, true);   /* no keyboard */
+        k->ram[0] &= (uint8_t)~CTR_KBDDIS;
+        ps2_kbd_write(&k->kbd, v, k->ram[0] & CTR_XLATE);
+        if (k->kbd.dropped) {
+            log_guest_once("i8042", "keyboard answers not read: %u bytes dropped", k->kbd.dropped);
+            k->kbd.dropped = 0;
+        }
+        i8042_pump_kbd(k);
         return false;
     }
 }
@@ -222,6 +250,8 @@ static int i8042_data_read(void *opaque, uint64_t offset, void *data, unsigned l
     d[0] = k->outbuf;        /* an empty buffer returns its last byte */
     k->outbuf_full = false;
     k->status &= (uint8_t)~STS_TIMEOUT;
+    i8042_update_irq(k);     /* the line falls, so the next byte is an edge */
+    i8042_pump_kbd(k);
     i8042_update_irq(k);
     pthread_mutex_unlock(&k->lock);
     return 0;
@@ -293,6 +323,7 @@ int i8042_create(const struct dev_env *env, struct i8042 **out)
      * self-test passed (SYS), reset line high, A20 enabled. */
     k->ram[0] = CTR_KBDINT | CTR_AUXINT | CTR_SYS | CTR_XLATE;
     k->outport = OUTPORT_RESET | OUTPORT_A20;
+    ps2_kbd_init(&k->kbd);
 
     err = bus_register(env->pio, I8042_DATA_PORT, 1, "i8042-data", &i8042_data_ops, k);
     if (err)

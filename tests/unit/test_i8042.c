@@ -116,22 +116,102 @@ Test(i8042, aux_loopback_raises_irq12)
     cr_assert_eq(inb_(&fe, DATA), 0xA5);
 }
 
-Test(i8042, no_devices_answer_with_timeout)
+/* The keyboard's answers come one byte at a time, each raising IRQ1. */
+static void kbd_expect(const uint8_t *bytes, unsigned n)
 {
-    outb_(&fe, DATA, 0xF2);             /* GET ID to the keyboard */
-    uint8_t st = inb_(&fe, CMD);
-    cr_assert_eq(st & (ST_OBF | ST_TMO | ST_AUX), ST_OBF | ST_TMO);
-    cr_assert_eq(fake_level(&fe, 1), 1, "IRQ1");
-    cr_assert_eq(inb_(&fe, DATA), 0xFE);
-    cr_assert_eq(inb_(&fe, CMD) & (ST_OBF | ST_TMO), 0);
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t st = inb_(&fe, CMD);
+        cr_assert_eq(st & (ST_OBF | ST_TMO | ST_AUX), ST_OBF, "byte %u: status 0x%02x", i, st);
+        cr_assert_eq(fake_level(&fe, 1), 1, "IRQ1 for byte %u", i);
+        cr_assert_eq(inb_(&fe, DATA), bytes[i], "byte %u", i);
+    }
+    cr_assert_eq(inb_(&fe, CMD) & ST_OBF, 0, "nothing more after %u bytes", n);
     cr_assert_eq(fake_level(&fe, 1), 0);
+}
 
+Test(i8042, keyboard_answers)
+{
+    unsigned raises = fe.raises[1];
+    outb_(&fe, DATA, 0xF4);             /* enable: OVMF's CheckKeyboardConnect */
+    kbd_expect((const uint8_t[]){ 0xFA }, 1);
+    outb_(&fe, DATA, 0xF2);             /* read ID, translated */
+    kbd_expect((const uint8_t[]){ 0xFA, 0xAB, 0x41 }, 3);
+    cr_assert_eq(fe.raises[1], raises + 4, "one IRQ1 edge per byte");
+    outb_(&fe, DATA, 0xFF);             /* reset */
+    kbd_expect((const uint8_t[]){ 0xFA, 0xAA }, 2);
+    outb_(&fe, DATA, 0xED);             /* LEDs */
+    kbd_expect((const uint8_t[]){ 0xFA }, 1);
+    outb_(&fe, DATA, 0x07);
+    kbd_expect((const uint8_t[]){ 0xFA }, 1);
+    outb_(&fe, DATA, 0xEE);
+    kbd_expect((const uint8_t[]){ 0xEE }, 1);
+    outb_(&fe, DATA, 0xFE);             /* resend */
+    kbd_expect((const uint8_t[]){ 0xEE }, 1);
+    outb_(&fe, DATA, 0x12);             /* not a command */
+    kbd_expect((const uint8_t[]){ 0xFE }, 1);
+}
+
+Test(i8042, keyboard_scancode_set)
+{
+    outb_(&fe, DATA, 0xF0);
+    outb_(&fe, DATA, 0x00);             /* query, answered before the first read */
+    kbd_expect((const uint8_t[]){ 0xFA, 0xFA, 0x41 }, 3);
+    outb_(&fe, CMD, 0x60);
+    outb_(&fe, DATA, 0x07);             /* translation off */
+    outb_(&fe, DATA, 0xF0);
+    outb_(&fe, DATA, 0x03);
+    outb_(&fe, DATA, 0xF0);
+    outb_(&fe, DATA, 0x00);
+    kbd_expect((const uint8_t[]){ 0xFA, 0xFA, 0xFA, 0xFA, 0x03 }, 5);
+    outb_(&fe, DATA, 0xF2);
+    kbd_expect((const uint8_t[]){ 0xFA, 0xAB, 0x83 }, 3);
+    outb_(&fe, DATA, 0xF0);
+    outb_(&fe, DATA, 0x09);             /* no such set */
+    kbd_expect((const uint8_t[]){ 0xFA, 0xFE }, 2);
+    outb_(&fe, DATA, 0xF3);
+    outb_(&fe, DATA, 0xF4);             /* a command in place of the parameter */
+    kbd_expect((const uint8_t[]){ 0xFA, 0xFA }, 2);
+}
+
+Test(i8042, keyboard_waits_while_disabled)
+{
+    outb_(&fe, DATA, 0xF2);
+    cr_assert_eq(inb_(&fe, DATA), 0xFA);   /* 0xAB moves into the buffer */
+    outb_(&fe, CMD, 0xAD);              /* clock inhibited: the rest waits */
+    cr_assert_eq(inb_(&fe, DATA), 0xAB);
+    cr_assert_eq(inb_(&fe, CMD) & ST_OBF, 0);
+    outb_(&fe, CMD, 0xAE);
+    kbd_expect((const uint8_t[]){ 0x41 }, 1);
+    outb_(&fe, CMD, 0xAD);
+    outb_(&fe, DATA, 0xEE);             /* writing to it enables it again */
+    kbd_expect((const uint8_t[]){ 0xEE }, 1);
+    cr_assert_eq(kbc_query(0x20) & 0x10, 0);
+}
+
+Test(i8042, keyboard_flood_is_bounded)
+{
+    for (int i = 0; i < 100; i++)
+        outb_(&fe, DATA, 0xF2);         /* never read: the queue stays bounded */
+    unsigned n = 0;
+    while ((inb_(&fe, CMD) & ST_OBF) && n < 1000) {
+        inb_(&fe, DATA);
+        n++;
+    }
+    cr_assert_leq(n, 17, "%u bytes: output buffer plus a 16-byte queue", n);
+    cr_assert_geq(n, 3);
+    outb_(&fe, DATA, 0xF4);             /* clears the queue and still answers */
+    kbd_expect((const uint8_t[]){ 0xFA }, 1);
+}
+
+Test(i8042, no_mouse_answers_with_timeout)
+{
     outb_(&fe, CMD, 0xD4);              /* to the mouse */
     outb_(&fe, DATA, 0xFF);
-    st = inb_(&fe, CMD);
+    uint8_t st = inb_(&fe, CMD);
     cr_assert_eq(st & (ST_OBF | ST_TMO | ST_AUX), ST_OBF | ST_TMO | ST_AUX);
     cr_assert_eq(fake_level(&fe, 12), 1);
     cr_assert_eq(inb_(&fe, DATA), 0xFE);
+    cr_assert_eq(inb_(&fe, CMD) & (ST_OBF | ST_TMO), 0);
 }
 
 Test(i8042, kbd_output_buffer_write)
