@@ -2,10 +2,11 @@
 #include "devices/virtio_blk_args.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "vmm/arg.h"
 
 const char virtio_blk_args_usage[] =
     "disks (virtio-blk):\n"
@@ -14,54 +15,6 @@ const char virtio_blk_args_usage[] =
     "                           a raw image or block device as a virtio disk (repeatable);\n"
     "                           cache=writeback (default) uses the host page cache and makes\n"
     "                           guest flushes durable, cache=none uses O_DIRECT\n";
-
-static int fail(char *err, unsigned errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, unsigned errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
-
-static bool key_is(const char *k, size_t klen, const char *name)
-{
-    return strlen(name) == klen && !memcmp(k, name, klen);
-}
-
-/* A decimal in [lo, hi]. */
-static bool parse_uint(const char *s, size_t len, unsigned lo, unsigned hi, unsigned *out)
-{
-    unsigned long v = 0;
-    if (len == 0 || len > 6)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (unsigned long)(s[i] - '0');
-    }
-    if (v < lo || v > hi)
-        return false;
-    *out = (unsigned)v;
-    return true;
-}
-
-static bool parse_on_off(const char *s, size_t len, bool *out)
-{
-    if ((len == 2 && !memcmp(s, "on", 2)) || (len == 3 && !memcmp(s, "yes", 3))) {
-        *out = true;
-        return true;
-    }
-    if ((len == 3 && !memcmp(s, "off", 3)) || (len == 2 && !memcmp(s, "no", 2))) {
-        *out = false;
-        return true;
-    }
-    return false;
-}
 
 int virtio_blk_arg_parse(const char *value, struct virtio_blk_arg *out, char *err, unsigned errlen)
 {
@@ -73,13 +26,13 @@ int virtio_blk_arg_parse(const char *value, struct virtio_blk_arg *out, char *er
     out->iothreads = 1;
     out->discard = true;
     if (!value || !*value || *value == ',')
-        return fail(err, errlen, "--disk: needs a file name first, e.g. --disk disk.img or "
-                    "--disk /dev/nvme0n1p3,cache=none");
+        return arg_fail(err, errlen, "--disk: needs a file name first, e.g. --disk disk.img or "
+                        "--disk /dev/nvme0n1p3,cache=none");
     const char *comma = strchr(value, ',');
     size_t plen = comma ? (size_t)(comma - value) : strlen(value);
     if (plen >= sizeof(out->path))
-        return fail(err, errlen, "--disk: the file name is longer than %zu bytes",
-                    sizeof(out->path) - 1);
+        return arg_fail(err, errlen, "--disk: the file name is longer than %zu bytes",
+                        sizeof(out->path) - 1);
     memcpy(out->path, value, plen);
     out->path[plen] = '\0';
 
@@ -93,56 +46,56 @@ int virtio_blk_arg_parse(const char *value, struct virtio_blk_arg *out, char *er
         size_t vlen = eq ? len - klen - 1 : 0;
 
         if (len == 0)
-            return fail(err, errlen, "--disk %s: empty option (two commas?)", value);
-        if (key_is(p, klen, "readonly") || key_is(p, klen, "ro")) {
+            return arg_fail(err, errlen, "--disk %s: empty option (two commas?)", value);
+        if (arg_key_is(p, klen, "readonly") || arg_key_is(p, klen, "ro")) {
             bool on = true;
-            if (v && !parse_on_off(v, vlen, &on))
-                return fail(err, errlen, "--disk %s: readonly=%.*s: give readonly, "
-                            "readonly=on or readonly=off", value, (int)vlen, v);
+            if (v && !arg_parse_on_off(v, vlen, &on))
+                return arg_fail(err, errlen, "--disk %s: readonly=%.*s: give readonly, "
+                                "readonly=on or readonly=off", value, (int)vlen, v);
             out->readonly = on;
-        } else if (key_is(p, klen, "cache") && v) {
+        } else if (arg_key_is(p, klen, "cache") && v) {
             if (vlen == 4 && !memcmp(v, "none", 4))
                 out->cache = VIRTIO_BLK_CACHE_NONE;
             else if (vlen == 9 && !memcmp(v, "writeback", 9))
                 out->cache = VIRTIO_BLK_CACHE_WRITEBACK;
             else
-                return fail(err, errlen, "--disk %s: cache=%.*s: the modes are cache=writeback "
-                            "(host page cache) and cache=none (O_DIRECT)", value, (int)vlen, v);
-        } else if (key_is(p, klen, "queues") && v) {
-            if (!parse_uint(v, vlen, 1, VIRTIO_BLK_MAX_QUEUES, &out->queues))
-                return fail(err, errlen, "--disk %s: queues=%.*s: give a number from 1 to %d",
-                            value, (int)vlen, v, VIRTIO_BLK_MAX_QUEUES);
-        } else if (key_is(p, klen, "iothreads") && v) {
-            if (!parse_uint(v, vlen, 1, VIRTIO_BLK_MAX_QUEUES, &out->iothreads))
-                return fail(err, errlen, "--disk %s: iothreads=%.*s: give a number from 1 to %d",
-                            value, (int)vlen, v, VIRTIO_BLK_MAX_QUEUES);
+                return arg_fail(err, errlen, "--disk %s: cache=%.*s: the modes are cache=writeback "
+                                "(host page cache) and cache=none (O_DIRECT)", value, (int)vlen, v);
+        } else if (arg_key_is(p, klen, "queues") && v) {
+            if (!arg_parse_uint(v, vlen, 1, VIRTIO_BLK_MAX_QUEUES, &out->queues))
+                return arg_fail(err, errlen, "--disk %s: queues=%.*s: give a number from 1 to %d",
+                                value, (int)vlen, v, VIRTIO_BLK_MAX_QUEUES);
+        } else if (arg_key_is(p, klen, "iothreads") && v) {
+            if (!arg_parse_uint(v, vlen, 1, VIRTIO_BLK_MAX_QUEUES, &out->iothreads))
+                return arg_fail(err, errlen, "--disk %s: iothreads=%.*s: give a number from 1 to %d",
+                                value, (int)vlen, v, VIRTIO_BLK_MAX_QUEUES);
             have_threads = true;
-        } else if (key_is(p, klen, "serial") && v) {
+        } else if (arg_key_is(p, klen, "serial") && v) {
             if (vlen == 0 || vlen > VIRTIO_BLK_SERIAL_LEN)
-                return fail(err, errlen, "--disk %s: serial=%.*s: give 1 to %d characters", value,
-                            (int)vlen, v, VIRTIO_BLK_SERIAL_LEN);
+                return arg_fail(err, errlen, "--disk %s: serial=%.*s: give 1 to %d characters", value,
+                                (int)vlen, v, VIRTIO_BLK_SERIAL_LEN);
             for (size_t i = 0; i < vlen; i++)
                 if (v[i] < 0x21 || v[i] > 0x7E)
-                    return fail(err, errlen, "--disk %s: serial=%.*s: use printable ASCII "
-                                "without spaces", value, (int)vlen, v);
+                    return arg_fail(err, errlen, "--disk %s: serial=%.*s: use printable ASCII "
+                                    "without spaces", value, (int)vlen, v);
             memcpy(out->serial, v, vlen);
             out->serial[vlen] = '\0';
-        } else if (key_is(p, klen, "discard") && v) {
-            if (!parse_on_off(v, vlen, &out->discard))
-                return fail(err, errlen, "--disk %s: discard=%.*s: give discard=on or discard=off",
-                            value, (int)vlen, v);
+        } else if (arg_key_is(p, klen, "discard") && v) {
+            if (!arg_parse_on_off(v, vlen, &out->discard))
+                return arg_fail(err, errlen, "--disk %s: discard=%.*s: give discard=on or discard=off",
+                                value, (int)vlen, v);
         } else {
-            return fail(err, errlen, "--disk %s: unknown option '%.*s'; the options are readonly, "
-                        "cache=none|writeback, queues=N, iothreads=N, serial=S, discard=on|off "
-                        "(file names cannot contain commas)", value, (int)len, p);
+            return arg_fail(err, errlen, "--disk %s: unknown option '%.*s'; the options are readonly, "
+                            "cache=none|writeback, queues=N, iothreads=N, serial=S, discard=on|off "
+                            "(file names cannot contain commas)", value, (int)len, p);
         }
         p += len;
         if (*p == ',')
             p++;
     }
     if (have_threads && out->iothreads > out->queues)
-        return fail(err, errlen, "--disk %s: iothreads=%u is more than queues=%u; an I/O thread "
-                    "serves at least one queue", value, out->iothreads, out->queues);
+        return arg_fail(err, errlen, "--disk %s: iothreads=%u is more than queues=%u; an I/O thread "
+                        "serves at least one queue", value, out->iothreads, out->queues);
     return 0;
 }
 
@@ -160,17 +113,17 @@ int virtio_blk_args_apply(struct virtio_blk_args *a, const char *name, size_t na
 {
     bool tv;
     if (!virtio_blk_args_flag(name, namelen, &tv))
-        return fail(err, errlen, "%.*s: not a disk flag", (int)namelen, name);
+        return arg_fail(err, errlen, "%.*s: not a disk flag", (int)namelen, name);
     if (a->nr == VIRTIO_BLK_ARGS_MAX_DISKS)
-        return fail(err, errlen, "--disk %s: at most %d disks", value ? value : "",
-                    VIRTIO_BLK_ARGS_MAX_DISKS);
+        return arg_fail(err, errlen, "--disk %s: at most %d disks", value ? value : "",
+                        VIRTIO_BLK_ARGS_MAX_DISKS);
     int r = virtio_blk_arg_parse(value, &a->disk[a->nr], err, errlen);
     if (r)
         return r;
     for (unsigned i = 0; i < a->nr; i++)
         if (!strcmp(a->disk[i].path, a->disk[a->nr].path))
-            return fail(err, errlen, "--disk %s: %s is already a disk; give each image once",
-                        value, a->disk[a->nr].path);
+            return arg_fail(err, errlen, "--disk %s: %s is already a disk; give each image once",
+                            value, a->disk[a->nr].path);
     a->nr++;
     return 0;
 }

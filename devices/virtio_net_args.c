@@ -3,9 +3,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "vmm/arg.h"
 
 const char virtio_net_args_usage[] =
     "network (virtio-net):\n"
@@ -19,19 +20,6 @@ const char virtio_net_args_usage[] =
     "                           e.g. hostfwd=tcp::3389-:3389 for RDP (an empty HOSTADDR\n"
     "                           is every interface; hostfwd=tcp:127.0.0.1:3389-:3389\n"
     "                           keeps it to this machine)\n";
-
-static int fail(char *err, unsigned errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, unsigned errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
 
 static int hexval(char c)
 {
@@ -113,56 +101,56 @@ int virtio_net_hostfwd_parse(const char *value, size_t len, struct virtio_net_ho
     /* protocol ':' */
     const char *c1 = memchr(value, ':', len);
     if (!c1)
-        return fail(err, errlen, "hostfwd=%.*s: no ':' after the protocol; " HOSTFWD_FORM, n,
-                    value);
+        return arg_fail(err, errlen, "hostfwd=%.*s: no ':' after the protocol; " HOSTFWD_FORM, n,
+                        value);
     size_t plen = (size_t)(c1 - value);
     if (plen == 3 && !memcmp(value, "udp", 3))
         out->udp = true;
     else if (!(plen == 0 || (plen == 3 && !memcmp(value, "tcp", 3))))
-        return fail(err, errlen, "hostfwd=%.*s: '%.*s' is not a protocol (tcp or udp); "
-                    HOSTFWD_FORM, n, value, (int)plen, value);
+        return arg_fail(err, errlen, "hostfwd=%.*s: '%.*s' is not a protocol (tcp or udp); "
+                        HOSTFWD_FORM, n, value, (int)plen, value);
     /* host part "[HOSTADDR]:HOSTPORT" up to '-' */
     const char *h = c1 + 1;
     const char *dash = memchr(h, '-', (size_t)(end - h));
     if (!dash)
-        return fail(err, errlen, "hostfwd=%.*s: no '-' between the host and the guest side; "
-                    HOSTFWD_FORM, n, value);
+        return arg_fail(err, errlen, "hostfwd=%.*s: no '-' between the host and the guest side; "
+                        HOSTFWD_FORM, n, value);
     const char *c2 = memchr(h, ':', (size_t)(dash - h));
     if (!c2)
-        return fail(err, errlen, "hostfwd=%.*s: no ':' before the host port; " HOSTFWD_FORM, n,
-                    value);
+        return arg_fail(err, errlen, "hostfwd=%.*s: no ':' before the host port; " HOSTFWD_FORM, n,
+                        value);
     if (c2 > h && !parse_ipv4(h, (size_t)(c2 - h), &out->host_addr))
-        return fail(err, errlen, "hostfwd=%.*s: host address '%.*s' is not an IPv4 address "
-                    "(e.g. 127.0.0.1, or empty for every interface); " HOSTFWD_FORM, n, value,
-                    (int)(c2 - h), h);
+        return arg_fail(err, errlen, "hostfwd=%.*s: host address '%.*s' is not an IPv4 address "
+                        "(e.g. 127.0.0.1, or empty for every interface); " HOSTFWD_FORM, n, value,
+                        (int)(c2 - h), h);
     if (!parse_port(c2 + 1, (size_t)(dash - c2 - 1), &out->host_port))
-        return fail(err, errlen, "hostfwd=%.*s: host port '%.*s' is not a port number "
-                    "(1-65535); " HOSTFWD_FORM, n, value, (int)(dash - c2 - 1), c2 + 1);
+        return arg_fail(err, errlen, "hostfwd=%.*s: host port '%.*s' is not a port number "
+                        "(1-65535); " HOSTFWD_FORM, n, value, (int)(dash - c2 - 1), c2 + 1);
     /* guest part "[GUESTADDR]:GUESTPORT" */
     const char *g = dash + 1;
     const char *c3 = memchr(g, ':', (size_t)(end - g));
     if (!c3)
-        return fail(err, errlen, "hostfwd=%.*s: no ':' before the guest port; " HOSTFWD_FORM, n,
-                    value);
+        return arg_fail(err, errlen, "hostfwd=%.*s: no ':' before the guest port; " HOSTFWD_FORM, n,
+                        value);
     out->guest_addr = VIRTIO_NET_USER_GUEST;
     if (c3 > g) {
         uint32_t a;
         if (!parse_ipv4(g, (size_t)(c3 - g), &a))
-            return fail(err, errlen, "hostfwd=%.*s: guest address '%.*s' is not an IPv4 "
-                        "address (e.g. 10.0.2.15, or empty for it); " HOSTFWD_FORM, n, value,
-                        (int)(c3 - g), g);
+            return arg_fail(err, errlen, "hostfwd=%.*s: guest address '%.*s' is not an IPv4 "
+                            "address (e.g. 10.0.2.15, or empty for it); " HOSTFWD_FORM, n, value,
+                            (int)(c3 - g), g);
         uint32_t host = a & ~VIRTIO_NET_USER_MASK;
         if ((a & VIRTIO_NET_USER_MASK) != VIRTIO_NET_USER_NET || host == 0 ||
             host == (~VIRTIO_NET_USER_MASK) || a == VIRTIO_NET_USER_GATEWAY ||
             a == VIRTIO_NET_USER_DNS)
-            return fail(err, errlen, "hostfwd=%.*s: guest address '%.*s' is not a guest's "
-                        "address in the user network 10.0.2.0/24 (not .0, .2, .3 or .255; the "
-                        "guest gets 10.0.2.15 by DHCP); " HOSTFWD_FORM, n, value, (int)(c3 - g), g);
+            return arg_fail(err, errlen, "hostfwd=%.*s: guest address '%.*s' is not a guest's "
+                            "address in the user network 10.0.2.0/24 (not .0, .2, .3 or .255; the "
+                            "guest gets 10.0.2.15 by DHCP); " HOSTFWD_FORM, n, value, (int)(c3 - g), g);
         out->guest_addr = a;
     }
     if (!parse_port(c3 + 1, (size_t)(end - c3 - 1), &out->guest_port))
-        return fail(err, errlen, "hostfwd=%.*s: guest port '%.*s' is not a port number "
-                    "(1-65535); " HOSTFWD_FORM, n, value, (int)(end - c3 - 1), c3 + 1);
+        return arg_fail(err, errlen, "hostfwd=%.*s: guest port '%.*s' is not a port number "
+                        "(1-65535); " HOSTFWD_FORM, n, value, (int)(end - c3 - 1), c3 + 1);
     return 0;
 }
 
@@ -187,7 +175,7 @@ int virtio_net_arg_parse(const char *value, struct virtio_net_arg *out, char *er
 
     memset(out, 0, sizeof(*out));
     if (!value || !*value)
-        return fail(err, errlen, "--net: needs tap=NAME, bridge=BR or user");
+        return arg_fail(err, errlen, "--net: needs tap=NAME, bridge=BR or user");
     const char *p = value;
     while (*p) {
         const char *end = strchr(p, ',');
@@ -197,60 +185,60 @@ int virtio_net_arg_parse(const char *value, struct virtio_net_arg *out, char *er
         const char *v = eq ? eq + 1 : "";
         size_t vlen = eq ? len - klen - 1 : 0;
 
-        if ((klen == 3 && !memcmp(p, "tap", 3)) || (klen == 6 && !memcmp(p, "bridge", 6))) {
+        if (arg_key_is(p, klen, "tap") || arg_key_is(p, klen, "bridge")) {
             if (have_if)
-                return fail(err, errlen, "--net %s: give one of tap=, bridge= and user", value);
+                return arg_fail(err, errlen, "--net %s: give one of tap=, bridge= and user", value);
             if (!ifname_ok(v, vlen))
-                return fail(err, errlen, "--net %s: '%.*s' is not an interface name (1-15 "
-                            "characters, no spaces, '/' or ':')", value, (int)vlen, v);
+                return arg_fail(err, errlen, "--net %s: '%.*s' is not an interface name (1-15 "
+                                "characters, no spaces, '/' or ':')", value, (int)vlen, v);
             out->backend = klen == 3 ? VIRTIO_NET_TAP : VIRTIO_NET_BRIDGE;
             memcpy(out->ifname, v, vlen);
             out->ifname[vlen] = '\0';
             have_if = true;
-        } else if (klen == 3 && !memcmp(p, "mac", 3) && eq) {
+        } else if (arg_key_is(p, klen, "mac") && eq) {
             if (!parse_mac(v, vlen, out->mac))
-                return fail(err, errlen, "--net %s: mac=%.*s: give six hex bytes, e.g. "
-                            "mac=52:54:00:12:34:56", value, (int)vlen, v);
+                return arg_fail(err, errlen, "--net %s: mac=%.*s: give six hex bytes, e.g. "
+                                "mac=52:54:00:12:34:56", value, (int)vlen, v);
             if (out->mac[0] & 1)
-                return fail(err, errlen, "--net %s: mac=%.*s is a multicast address; the first "
-                            "byte must be even (e.g. 52:54:00:...)", value, (int)vlen, v);
+                return arg_fail(err, errlen, "--net %s: mac=%.*s is a multicast address; the first "
+                                "byte must be even (e.g. 52:54:00:...)", value, (int)vlen, v);
             out->mac_set = true;
-        } else if (klen == 4 && !memcmp(p, "user", 4)) {
+        } else if (arg_key_is(p, klen, "user")) {
             if (eq)
-                return fail(err, errlen, "--net %s: 'user' takes no value; give --net "
-                            "user[,hostfwd=...]", value);
+                return arg_fail(err, errlen, "--net %s: 'user' takes no value; give --net "
+                                "user[,hostfwd=...]", value);
             if (have_if)
-                return fail(err, errlen, "--net %s: give one of tap=, bridge= and user", value);
+                return arg_fail(err, errlen, "--net %s: give one of tap=, bridge= and user", value);
             out->backend = VIRTIO_NET_USER;
             snprintf(out->ifname, sizeof(out->ifname), "user");
             have_if = true;
-        } else if (klen == 7 && !memcmp(p, "hostfwd", 7) && eq) {
+        } else if (arg_key_is(p, klen, "hostfwd") && eq) {
             struct virtio_net_hostfwd f;
             char e2[384];
             if (virtio_net_hostfwd_parse(v, vlen, &f, e2, sizeof(e2)))
-                return fail(err, errlen, "--net %s: %s", value, e2);
+                return arg_fail(err, errlen, "--net %s: %s", value, e2);
             if (out->nr_hostfwd == VIRTIO_NET_HOSTFWD_MAX)
-                return fail(err, errlen, "--net %s: at most %d hostfwd= per network card", value,
-                            VIRTIO_NET_HOSTFWD_MAX);
+                return arg_fail(err, errlen, "--net %s: at most %d hostfwd= per network card", value,
+                                VIRTIO_NET_HOSTFWD_MAX);
             for (unsigned i = 0; i < out->nr_hostfwd; i++)
                 if (hostfwd_clash(&out->hostfwd[i], &f))
-                    return fail(err, errlen, "--net %s: hostfwd=%.*s: %s host port %u is already "
-                                "forwarded", value, (int)vlen, v, f.udp ? "udp" : "tcp",
-                                f.host_port);
+                    return arg_fail(err, errlen, "--net %s: hostfwd=%.*s: %s host port %u is already "
+                                    "forwarded", value, (int)vlen, v, f.udp ? "udp" : "tcp",
+                                    f.host_port);
             out->hostfwd[out->nr_hostfwd++] = f;
         } else {
-            return fail(err, errlen, "--net %s: unknown option '%.*s'; give tap=NAME, bridge=BR "
-                        "or user, optionally mac=MAC, and for user hostfwd=...", value, (int)len, p);
+            return arg_fail(err, errlen, "--net %s: unknown option '%.*s'; give tap=NAME, bridge=BR "
+                            "or user, optionally mac=MAC, and for user hostfwd=...", value, (int)len, p);
         }
         p += len;
         if (*p == ',')
             p++;
     }
     if (!have_if)
-        return fail(err, errlen, "--net %s: needs tap=NAME, bridge=BR or user", value);
+        return arg_fail(err, errlen, "--net %s: needs tap=NAME, bridge=BR or user", value);
     if (out->nr_hostfwd && out->backend != VIRTIO_NET_USER)
-        return fail(err, errlen, "--net %s: hostfwd= works only with user-mode networking "
-                    "(--net user,hostfwd=...); a tap's guest is reached directly", value);
+        return arg_fail(err, errlen, "--net %s: hostfwd= works only with user-mode networking "
+                        "(--net user,hostfwd=...); a tap's guest is reached directly", value);
     return 0;
 }
 
@@ -287,10 +275,10 @@ int virtio_net_args_apply(struct virtio_net_args *a, const char *name, size_t na
 {
     bool tv;
     if (!virtio_net_args_flag(name, namelen, &tv))
-        return fail(err, errlen, "%.*s: not a network flag", (int)namelen, name);
+        return arg_fail(err, errlen, "%.*s: not a network flag", (int)namelen, name);
     if (a->nr == VIRTIO_NET_ARGS_MAX)
-        return fail(err, errlen, "--net %s: at most %d network cards", value ? value : "",
-                    VIRTIO_NET_ARGS_MAX);
+        return arg_fail(err, errlen, "--net %s: at most %d network cards", value ? value : "",
+                        VIRTIO_NET_ARGS_MAX);
     int r = virtio_net_arg_parse(value, &a->nic[a->nr], err, errlen);
     if (r)
         return r;
@@ -298,14 +286,14 @@ int virtio_net_args_apply(struct virtio_net_args *a, const char *name, size_t na
     for (unsigned i = 0; i < a->nr; i++) {
         if (a->nic[i].backend == VIRTIO_NET_TAP && n->backend == VIRTIO_NET_TAP &&
             !strcmp(a->nic[i].ifname, n->ifname))
-            return fail(err, errlen, "--net %s: tap %s is already used by another --net", value,
-                        n->ifname);
+            return arg_fail(err, errlen, "--net %s: tap %s is already used by another --net", value,
+                            n->ifname);
         for (unsigned j = 0; j < a->nic[i].nr_hostfwd; j++)
             for (unsigned k = 0; k < n->nr_hostfwd; k++)
                 if (hostfwd_clash(&a->nic[i].hostfwd[j], &n->hostfwd[k]))
-                    return fail(err, errlen, "--net %s: %s host port %u is already forwarded by "
-                                "another --net", value, n->hostfwd[k].udp ? "udp" : "tcp",
-                                n->hostfwd[k].host_port);
+                    return arg_fail(err, errlen, "--net %s: %s host port %u is already forwarded by "
+                                    "another --net", value, n->hostfwd[k].udp ? "udp" : "tcp",
+                                    n->hostfwd[k].host_port);
     }
     /* Each user NIC its own name, so derived MACs differ between them. */
     if (n->backend == VIRTIO_NET_USER)

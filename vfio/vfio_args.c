@@ -2,9 +2,10 @@
 #include "vfio/vfio_args.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "vmm/arg.h"
 
 const char vfio_args_usage[] =
     "passthrough (VFIO):\n"
@@ -29,19 +30,6 @@ static const struct {
     { "--bind", false, VF_BIND },
 };
 
-static int fail(char *err, unsigned errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, unsigned errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
-
 static int find(const char *name, size_t namelen)
 {
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
@@ -64,21 +52,21 @@ static int add_device(struct vfio_args *a, const char *flag, const char *bdf, si
 {
     char tmp[32];
     if (!bdflen || bdflen >= sizeof(tmp))
-        return fail(err, errlen, "%s: '%.*s' is not a PCI address; give DDDD:BB:DD.F or "
-                    "BB:DD.F as `lspci -D` shows (e.g. 01:00.0)", flag, (int)(bdflen < 64 ? bdflen : 64), bdf);
+        return arg_fail(err, errlen, "%s: '%.*s' is not a PCI address; give DDDD:BB:DD.F or "
+                        "BB:DD.F as `lspci -D` shows (e.g. 01:00.0)", flag, (int)(bdflen < 64 ? bdflen : 64), bdf);
     memcpy(tmp, bdf, bdflen);
     tmp[bdflen] = 0;
     char norm[HOST_BDF_LEN];
     if (bdf_parse(tmp, norm) < 0)
-        return fail(err, errlen, "%s: '%s' is not a PCI address; give DDDD:BB:DD.F or BB:DD.F "
-                    "as `lspci -D` shows (e.g. 01:00.0)", flag, tmp);
+        return arg_fail(err, errlen, "%s: '%s' is not a PCI address; give DDDD:BB:DD.F or BB:DD.F "
+                        "as `lspci -D` shows (e.g. 01:00.0)", flag, tmp);
     for (unsigned i = 0; i < a->nr; i++)
         if (!strcmp(a->dev[i].host, norm))
-            return fail(err, errlen, "%s %s: that function is already passed through; give "
-                        "each device once", flag, norm);
+            return arg_fail(err, errlen, "%s %s: that function is already passed through; give "
+                            "each device once", flag, norm);
     if (a->nr == VFIO_ARGS_MAX_DEVICES)
-        return fail(err, errlen, "%s %s: at most %d passed-through functions", flag, norm,
-                    VFIO_ARGS_MAX_DEVICES);
+        return arg_fail(err, errlen, "%s %s: at most %d passed-through functions", flag, norm,
+                        VFIO_ARGS_MAX_DEVICES);
     struct vfio_dev_arg *d = &a->dev[a->nr++];
     memset(d, 0, sizeof(*d));
     memcpy(d->host, norm, sizeof(d->host));
@@ -90,9 +78,9 @@ static int set_rom(struct vfio_dev_arg *d, const char *flag, const char *path, s
                    char *err, unsigned errlen)
 {
     if (!len)
-        return fail(err, errlen, "%s: rom= needs a file name", flag);
+        return arg_fail(err, errlen, "%s: rom= needs a file name", flag);
     if (len >= sizeof(d->rom))
-        return fail(err, errlen, "%s: ROM file name longer than %zu bytes", flag, sizeof(d->rom) - 1);
+        return arg_fail(err, errlen, "%s: ROM file name longer than %zu bytes", flag, sizeof(d->rom) - 1);
     memcpy(d->rom, path, len);
     d->rom[len] = 0;
     return 0;
@@ -103,8 +91,8 @@ static int set_rom(struct vfio_dev_arg *d, const char *flag, const char *path, s
 static int parse_device(struct vfio_args *a, const char *v, char *err, unsigned errlen)
 {
     if (strncmp(v, "vfio", 4) || (v[4] && v[4] != ','))
-        return fail(err, errlen, "--device %s: unknown device type; minivmm passes PCI "
-                    "functions through with --device vfio,host=BDF", v);
+        return arg_fail(err, errlen, "--device %s: unknown device type; minivmm passes PCI "
+                        "functions through with --device vfio,host=BDF", v);
     const char *host = NULL, *rom = NULL, *rombar = NULL;
     size_t host_len = 0, rom_len = 0, rombar_len = 0;
     const char *p = v[4] ? v + 5 : v + 4;
@@ -113,44 +101,44 @@ static int parse_device(struct vfio_args *a, const char *v, char *err, unsigned 
         size_t len = end ? (size_t)(end - p) : strlen(p);
         const char *eq = memchr(p, '=', len);
         if (!eq || eq == p)
-            return fail(err, errlen, "--device %s: '%.*s' is not KEY=VALUE; the keys are host, "
-                        "rom and rombar", v, (int)len, p);
+            return arg_fail(err, errlen, "--device %s: '%.*s' is not KEY=VALUE; the keys are host, "
+                            "rom and rombar", v, (int)len, p);
         size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
         const char **slot;
         size_t *slot_len;
-        if (klen == 4 && !strncmp(p, "host", 4)) {
+        if (arg_key_is(p, klen, "host")) {
             slot = &host;
             slot_len = &host_len;
-        } else if (klen == 3 && !strncmp(p, "rom", 3)) {
+        } else if (arg_key_is(p, klen, "rom")) {
             slot = &rom;
             slot_len = &rom_len;
-        } else if (klen == 6 && !strncmp(p, "rombar", 6)) {
+        } else if (arg_key_is(p, klen, "rombar")) {
             slot = &rombar;
             slot_len = &rombar_len;
         } else {
-            return fail(err, errlen, "--device %s: unknown key '%.*s'; the keys are host, rom "
-                        "and rombar", v, (int)klen, p);
+            return arg_fail(err, errlen, "--device %s: unknown key '%.*s'; the keys are host, rom "
+                            "and rombar", v, (int)klen, p);
         }
         if (*slot)
-            return fail(err, errlen, "--device %s: %.*s given twice", v, (int)klen, p);
+            return arg_fail(err, errlen, "--device %s: %.*s given twice", v, (int)klen, p);
         *slot = eq + 1;
         *slot_len = vlen;
         p = end ? end + 1 : p + len;
         if (end && !*p)
-            return fail(err, errlen, "--device %s: trailing comma", v);
+            return arg_fail(err, errlen, "--device %s: trailing comma", v);
     }
     if (!host)
-        return fail(err, errlen, "--device %s: no host=BDF; give e.g. --device vfio,host=01:00.0", v);
+        return arg_fail(err, errlen, "--device %s: no host=BDF; give e.g. --device vfio,host=01:00.0", v);
     bool no_rom = false;
     if (rombar) {
-        if (rombar_len == 3 && !strncmp(rombar, "off", 3))
-            no_rom = true;
-        else if (!(rombar_len == 2 && !strncmp(rombar, "on", 2)))
-            return fail(err, errlen, "--device %s: rombar=%.*s; use rombar=on or rombar=off", v,
-                        (int)rombar_len, rombar);
+        bool on;
+        if (!arg_parse_on_off(rombar, rombar_len, &on))
+            return arg_fail(err, errlen, "--device %s: rombar=%.*s; use rombar=on or rombar=off", v,
+                            (int)rombar_len, rombar);
+        no_rom = !on;
     }
     if (rom && no_rom)
-        return fail(err, errlen, "--device %s: rom= and rombar=off contradict; give one", v);
+        return arg_fail(err, errlen, "--device %s: rom= and rombar=off contradict; give one", v);
     struct vfio_dev_arg *d;
     int r = add_device(a, "--device", host, host_len, &d, err, errlen);
     if (r < 0)
@@ -168,16 +156,16 @@ int vfio_args_apply(struct vfio_args *a, const char *name, size_t namelen, const
 {
     int i = find(name, namelen);
     if (i < 0)
-        return fail(err, errlen, "%.*s: not a passthrough flag", (int)namelen, name);
+        return arg_fail(err, errlen, "%.*s: not a passthrough flag", (int)namelen, name);
     if (flags[i].takes_value && !value)
-        return fail(err, errlen, "%s: needs a value", flags[i].name);
+        return arg_fail(err, errlen, "%s: needs a value", flags[i].name);
     struct vfio_dev_arg *d;
     switch (flags[i].id) {
     case VF_GPU:
         for (unsigned k = 0; k < a->nr; k++)
             if (a->dev[k].gpu)
-                return fail(err, errlen, "--gpu %s: --gpu was given before (%s); pass other "
-                            "devices with --device vfio,host=BDF", value, a->dev[k].host);
+                return arg_fail(err, errlen, "--gpu %s: --gpu was given before (%s); pass other "
+                                "devices with --device vfio,host=BDF", value, a->dev[k].host);
         {
             int r = add_device(a, "--gpu", value, strlen(value), &d, err, errlen);
             if (r < 0)
@@ -189,9 +177,9 @@ int vfio_args_apply(struct vfio_args *a, const char *name, size_t namelen, const
         return parse_device(a, value, err, errlen);
     case VF_ROM:
         if (!*value)
-            return fail(err, errlen, "--rom '': empty file name; give the ROM image's path");
+            return arg_fail(err, errlen, "--rom '': empty file name; give the ROM image's path");
         if (a->rom)
-            return fail(err, errlen, "--rom %s: --rom was given before (%s)", value, a->rom);
+            return arg_fail(err, errlen, "--rom %s: --rom was given before (%s)", value, a->rom);
         a->rom = value;
         return 0;
     case VF_HIDE:
@@ -212,13 +200,13 @@ int vfio_args_finish(struct vfio_args *a, char *err, unsigned errlen)
             if (a->dev[i].gpu)
                 gpu = &a->dev[i];
         if (!gpu)
-            return fail(err, errlen, "--rom %s: there is no --gpu to give it to; add --gpu BDF "
-                        "(or use --device vfio,host=BDF,rom=FILE)", a->rom);
+            return arg_fail(err, errlen, "--rom %s: there is no --gpu to give it to; add --gpu BDF "
+                            "(or use --device vfio,host=BDF,rom=FILE)", a->rom);
         int r = set_rom(gpu, "--rom", a->rom, strlen(a->rom), err, errlen);
         if (r < 0)
             return r;
     }
     if (a->bind && !a->nr)
-        return fail(err, errlen, "--bind: no device to bind; add --gpu BDF or --device vfio,host=BDF");
+        return arg_fail(err, errlen, "--bind: no device to bind; add --gpu BDF or --device vfio,host=BDF");
     return 0;
 }

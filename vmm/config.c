@@ -11,12 +11,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "arch/x86/cpuid.h"
+#include "vmm/arg.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)
@@ -81,21 +81,6 @@ const char *config_usage(void)
         snprintf(text, sizeof(text), "%s%s%s%s%s", config_usage_head, vfio_args_usage,
                  virtio_blk_args_usage, virtio_net_args_usage, config_usage_tail);
     return text;
-}
-
-static int fail(char *err, unsigned errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, unsigned errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
 }
 
 /* Strict unsigned decimal: digits only, no sign, no spaces, no overflow. */
@@ -166,13 +151,13 @@ static int check_host_cpu(const char *flag, const char *value, uint64_t cpu, cha
     cpu_set_t allowed;
 
     if (cpu >= CPU_SETSIZE)
-        return fail(err, errlen, "%s %s: host CPU %" PRIu64 " is past the largest CPU number "
-                    "minivmm can pin to (%d); use a CPU listed by `taskset -cp $$`",
-                    flag, value, cpu, CPU_SETSIZE - 1);
+        return arg_fail(err, errlen, "%s %s: host CPU %" PRIu64 " is past the largest CPU number "
+                        "minivmm can pin to (%d); use a CPU listed by `taskset -cp $$`",
+                        flag, value, cpu, CPU_SETSIZE - 1);
     if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && !CPU_ISSET((int)cpu, &allowed))
-        return fail(err, errlen, "%s %s: host CPU %" PRIu64 " does not exist or is not in "
-                    "minivmm's allowed CPUs; use a CPU listed by `taskset -cp $$`",
-                    flag, value, cpu);
+        return arg_fail(err, errlen, "%s %s: host CPU %" PRIu64 " does not exist or is not in "
+                        "minivmm's allowed CPUs; use a CPU listed by `taskset -cp $$`",
+                        flag, value, cpu);
     return 0;
 }
 
@@ -182,7 +167,7 @@ static int parse_host_cpu(const char *flag, const char *value, int *out, char *e
     int e = parse_uint_max(value, UINT32_MAX, &cpu);
 
     if (e)
-        return fail(err, errlen, "%s %s: not a host CPU number; give one like 2", flag, value);
+        return arg_fail(err, errlen, "%s %s: not a host CPU number; give one like 2", flag, value);
     e = check_host_cpu(flag, value, cpu, err, errlen);
     if (e)
         return e;
@@ -199,7 +184,7 @@ static int parse_smp(const char *v, struct config *cfg, char *err, unsigned errl
     const char *p = v;
 
     if (!*v)
-        return fail(err, errlen, "--smp %s: empty; give e.g. --smp sockets=1,cores=2,threads=2", v);
+        return arg_fail(err, errlen, "--smp %s: empty; give e.g. --smp sockets=1,cores=2,threads=2", v);
     while (*p) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -207,30 +192,30 @@ static int parse_smp(const char *v, struct config *cfg, char *err, unsigned errl
         int k;
 
         if (!eq)
-            return fail(err, errlen, "--smp %s: '%.*s' is not KEY=N; use sockets=S,cores=C,threads=T",
-                        v, (int)len, p);
+            return arg_fail(err, errlen, "--smp %s: '%.*s' is not KEY=N; use sockets=S,cores=C,threads=T",
+                            v, (int)len, p);
         for (k = 0; k < 3; k++)
             if ((size_t)(eq - p) == strlen(keys[k]) && !strncmp(p, keys[k], (size_t)(eq - p)))
                 break;
         if (k == 3)
-            return fail(err, errlen, "--smp %s: unknown key '%.*s'; the keys are sockets, cores "
-                        "and threads", v, (int)(eq - p), p);
+            return arg_fail(err, errlen, "--smp %s: unknown key '%.*s'; the keys are sockets, cores "
+                            "and threads", v, (int)(eq - p), p);
         if (seen[k])
-            return fail(err, errlen, "--smp %s: %s given twice; give each key once", v, keys[k]);
+            return arg_fail(err, errlen, "--smp %s: %s given twice; give each key once", v, keys[k]);
         seen[k] = true;
         if (parse_u64(eq + 1, len - (size_t)(eq + 1 - p), &val[k]) || val[k] == 0 ||
             val[k] > CONFIG_MAX_CPUS)
-            return fail(err, errlen, "--smp %s: %s=%.*s is not a number from 1 to %d", v, keys[k],
-                        (int)(len - (size_t)(eq + 1 - p)), eq + 1, CONFIG_MAX_CPUS);
+            return arg_fail(err, errlen, "--smp %s: %s=%.*s is not a number from 1 to %d", v, keys[k],
+                            (int)(len - (size_t)(eq + 1 - p)), eq + 1, CONFIG_MAX_CPUS);
         if (!comma)
             break;
         p = comma + 1;
         if (!*p)
-            return fail(err, errlen, "--smp %s: trailing comma; use sockets=S,cores=C,threads=T", v);
+            return arg_fail(err, errlen, "--smp %s: trailing comma; use sockets=S,cores=C,threads=T", v);
     }
     if (val[0] * val[1] * val[2] > CONFIG_MAX_CPUS)
-        return fail(err, errlen, "--smp %s: %" PRIu64 " vCPUs in all; at most %d are supported",
-                    v, val[0] * val[1] * val[2], CONFIG_MAX_CPUS);
+        return arg_fail(err, errlen, "--smp %s: %" PRIu64 " vCPUs in all; at most %d are supported",
+                        v, val[0] * val[1] * val[2], CONFIG_MAX_CPUS);
     cfg->sockets = (unsigned)val[0];
     cfg->cores = (unsigned)val[1];
     cfg->threads = (unsigned)val[2];
@@ -246,7 +231,7 @@ static int parse_cpu_pin(const char *v, struct config *cfg, bool pinned[CONFIG_M
     const char *p = v;
 
     if (!*v)
-        return fail(err, errlen, "--cpu-pin %s: empty; give VCPU=HOSTCPU pairs, e.g. 0=2,1=3", v);
+        return arg_fail(err, errlen, "--cpu-pin %s: empty; give VCPU=HOSTCPU pairs, e.g. 0=2,1=3", v);
     for (;;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -255,14 +240,14 @@ static int parse_cpu_pin(const char *v, struct config *cfg, bool pinned[CONFIG_M
 
         if (!eq || parse_u64(p, (size_t)(eq - p), &vcpu) ||
             parse_u64(eq + 1, len - (size_t)(eq + 1 - p), &host))
-            return fail(err, errlen, "--cpu-pin %s: '%.*s' is not VCPU=HOSTCPU; give pairs of "
-                        "numbers, e.g. 0=2,1=3", v, (int)len, p);
+            return arg_fail(err, errlen, "--cpu-pin %s: '%.*s' is not VCPU=HOSTCPU; give pairs of "
+                            "numbers, e.g. 0=2,1=3", v, (int)len, p);
         if (vcpu >= CONFIG_MAX_CPUS)
-            return fail(err, errlen, "--cpu-pin %s: vCPU %" PRIu64 " is out of range; vCPUs are "
-                        "numbered from 0 to --cpus minus 1", v, vcpu);
+            return arg_fail(err, errlen, "--cpu-pin %s: vCPU %" PRIu64 " is out of range; vCPUs are "
+                            "numbered from 0 to --cpus minus 1", v, vcpu);
         if (pinned[vcpu])
-            return fail(err, errlen, "--cpu-pin %s: vCPU %" PRIu64 " is pinned twice; pin each "
-                        "vCPU once", v, vcpu);
+            return arg_fail(err, errlen, "--cpu-pin %s: vCPU %" PRIu64 " is pinned twice; pin each "
+                            "vCPU once", v, vcpu);
         int e = check_host_cpu("--cpu-pin", v, host, err, errlen);
         if (e)
             return e;
@@ -272,7 +257,7 @@ static int parse_cpu_pin(const char *v, struct config *cfg, bool pinned[CONFIG_M
             return 0;
         p = comma + 1;
         if (!*p)
-            return fail(err, errlen, "--cpu-pin %s: trailing comma; give VCPU=HOSTCPU pairs", v);
+            return arg_fail(err, errlen, "--cpu-pin %s: trailing comma; give VCPU=HOSTCPU pairs", v);
     }
 }
 
@@ -284,11 +269,11 @@ static int parse_serial(const char *v, struct config *cfg, char *err, unsigned e
     }
     if (!strncmp(v, "file:", 5)) {
         if (!v[5])
-            return fail(err, errlen, "--serial %s: no file name; use file:PATH", v);
+            return arg_fail(err, errlen, "--serial %s: no file name; use file:PATH", v);
         cfg->serial = v;
         return 0;
     }
-    return fail(err, errlen, "--serial %s: unknown console; use stdio, file:PATH or none", v);
+    return arg_fail(err, errlen, "--serial %s: unknown console; use stdio, file:PATH or none", v);
 }
 
 enum opt_id {
@@ -386,8 +371,8 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
         const struct opt *o = NULL;
 
         if (arg[0] != '-' || !strcmp(arg, "-") || !strcmp(arg, "--"))
-            return fail(err, errlen, "%s: unexpected argument; flags start with -- "
-                        "(see minivmm --help)", arg);
+            return arg_fail(err, errlen, "%s: unexpected argument; flags start with -- "
+                            "(see minivmm --help)", arg);
         eq = arg[1] == '-' ? strchr(arg, '=') : NULL;
         namelen = eq ? (size_t)(eq - arg) : strlen(arg);
         for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
@@ -411,14 +396,14 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
             if (fwd != FWD_NONE) {
                 if (takes_value && !eq) {
                     if (i + 1 >= argc)
-                        return fail(err, errlen, "%.*s: needs a value; see minivmm --help",
-                                    (int)namelen, arg);
+                        return arg_fail(err, errlen, "%.*s: needs a value; see minivmm --help",
+                                        (int)namelen, arg);
                     val = argv[++i];
                 } else if (takes_value) {
                     val = eq + 1;
                 } else if (eq) {
-                    return fail(err, errlen, "%s: takes no value; give just %.*s", arg,
-                                (int)namelen, arg);
+                    return arg_fail(err, errlen, "%s: takes no value; give just %.*s", arg,
+                                    (int)namelen, arg);
                 }
                 if (fwd == FWD_VFIO)
                     e = vfio_args_apply(&cfg->vfio, arg, namelen, val, err, errlen);
@@ -430,8 +415,8 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
                     return e;
                 continue;
             }
-            return fail(err, errlen, "%.*s: unknown flag; see minivmm --help for the flags",
-                        (int)namelen, arg);
+            return arg_fail(err, errlen, "%.*s: unknown flag; see minivmm --help for the flags",
+                            (int)namelen, arg);
         }
         if (o->has_arg) {
             if (eq)
@@ -439,33 +424,33 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
             else if (i + 1 < argc)
                 val = argv[++i];
             else
-                return fail(err, errlen, "%s: needs a value, e.g. %s %s", o->name, o->name,
-                            value_example(o->id));
+                return arg_fail(err, errlen, "%s: needs a value, e.g. %s %s", o->name, o->name,
+                                value_example(o->id));
         } else if (eq) {
-            return fail(err, errlen, "%s: takes no value; give just %s", arg, o->name);
+            return arg_fail(err, errlen, "%s: takes no value; give just %s", arg, o->name);
         }
 
         switch (o->id) {
         case OPT_MEMORY:
             if (config_parse_size(val, &v))
-                return fail(err, errlen, "--memory %s: not a size, or too large a number; use a "
-                            "number with a K, M, G or T suffix (512M, 8G)", val);
+                return arg_fail(err, errlen, "--memory %s: not a size, or too large a number; use a "
+                                "number with a K, M, G or T suffix (512M, 8G)", val);
             if (v == 0)
-                return fail(err, errlen, "--memory %s: the guest needs some memory; give e.g. 512M", val);
+                return arg_fail(err, errlen, "--memory %s: the guest needs some memory; give e.g. 512M", val);
             if (v % MiB)
-                return fail(err, errlen, "--memory %s: not a whole number of MiB; round it to M "
-                            "(e.g. 512M)", val);
+                return arg_fail(err, errlen, "--memory %s: not a whole number of MiB; round it to M "
+                                "(e.g. 512M)", val);
             if (v < CONFIG_MIN_MEMORY)
-                return fail(err, errlen, "--memory %s: too small; give at least 2M", val);
+                return arg_fail(err, errlen, "--memory %s: too small; give at least 2M", val);
             if (v > CONFIG_MAX_MEMORY)
-                return fail(err, errlen, "--memory %s: more than minivmm supports (16T); give less",
-                            val);
+                return arg_fail(err, errlen, "--memory %s: more than minivmm supports (16T); give less",
+                                val);
             cfg->mem_size = v;
             mem_arg = val;
             break;
         case OPT_HUGEPAGES:
             if (config_parse_size(val, &v) || (v != 2 * MiB && v != GiB))
-                return fail(err, errlen, "--hugepages %s: not a hugepage size; use 2M or 1G", val);
+                return arg_fail(err, errlen, "--hugepages %s: not a hugepage size; use 2M or 1G", val);
             cfg->hugepage_size = v;
             hp_arg = val;
             break;
@@ -474,12 +459,12 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
              * down to one (PlatformInitLib's MemDetect), and a BAR of that
              * size is what must fit. */
             if (config_parse_size(val, &v))
-                return fail(err, errlen, "--pci-mmio64 %s: not a size; use a power of two "
-                            "with a G or T suffix (32G, 64G, 1T)", val);
+                return arg_fail(err, errlen, "--pci-mmio64 %s: not a size; use a power of two "
+                                "with a G or T suffix (32G, 64G, 1T)", val);
             if (v < CONFIG_MIN_PCI_MMIO64 || v > CONFIG_MAX_PCI_MMIO64 || (v & (v - 1)))
-                return fail(err, errlen, "--pci-mmio64 %s: the 64-bit PCI window must be a "
-                            "power of two from 1G to 1T (e.g. 64G for a 16 GiB BAR and room "
-                            "for the rest)", val);
+                return arg_fail(err, errlen, "--pci-mmio64 %s: the 64-bit PCI window must be a "
+                                "power of two from 1G to 1T (e.g. 64G for a 16 GiB BAR and room "
+                                "for the rest)", val);
             cfg->pci_mmio64_size = v;
             break;
         case OPT_PREALLOC:
@@ -491,12 +476,12 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
         case OPT_CPUS:
             e = parse_uint_max(val, UINT32_MAX, &v);
             if (e)
-                return fail(err, errlen, "--cpus %s: not a number of vCPUs; give e.g. 2", val);
+                return arg_fail(err, errlen, "--cpus %s: not a number of vCPUs; give e.g. 2", val);
             if (v == 0)
-                return fail(err, errlen, "--cpus %s: at least 1 vCPU is needed", val);
+                return arg_fail(err, errlen, "--cpus %s: at least 1 vCPU is needed", val);
             if (v > CONFIG_MAX_CPUS)
-                return fail(err, errlen, "--cpus %s: at most %d vCPUs are supported", val,
-                            CONFIG_MAX_CPUS);
+                return arg_fail(err, errlen, "--cpus %s: at most %d vCPUs are supported", val,
+                                CONFIG_MAX_CPUS);
             cfg->nr_cpus = (unsigned)v;
             have_cpus = true;
             cpus_arg = val;
@@ -529,7 +514,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
         case OPT_FIRMWARE:
         case OPT_VARS:
             if (!*val)
-                return fail(err, errlen, "%s '': empty file name; give a path", o->name);
+                return arg_fail(err, errlen, "%s '': empty file name; give a path", o->name);
             if (o->id == OPT_FIRMWARE)
                 cfg->firmware = val;
             else if (o->id == OPT_VARS)
@@ -548,9 +533,9 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
             size_t n = strlen(val);
             if (n == 0 || n > CONFIG_NAME_MAX || val[0] == '.' ||
                 strspn(val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
-                return fail(err, errlen, "--name '%s': a VM name is 1 to %d letters, digits, '.', "
-                            "'_' or '-' (not starting with '.'), e.g. --name win11", val,
-                            CONFIG_NAME_MAX);
+                return arg_fail(err, errlen, "--name '%s': a VM name is 1 to %d letters, digits, '.', "
+                                "'_' or '-' (not starting with '.'), e.g. --name win11", val,
+                                CONFIG_NAME_MAX);
             cfg->name = val;
             break;
         }
@@ -580,8 +565,8 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
     if (have_smp) {
         unsigned n = cfg->sockets * cfg->cores * cfg->threads;
         if (have_cpus && n != cfg->nr_cpus)
-            return fail(err, errlen, "--cpus %s: --smp %s makes %u vCPUs; give only one of the "
-                        "two, or make them agree", cpus_arg, smp_arg, n);
+            return arg_fail(err, errlen, "--cpus %s: --smp %s makes %u vCPUs; give only one of the "
+                            "two, or make them agree", cpus_arg, smp_arg, n);
         cfg->nr_cpus = n;
     } else {
         cfg->sockets = 1;
@@ -590,31 +575,31 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
     }
     for (unsigned i = cfg->nr_cpus; i < CONFIG_MAX_CPUS; i++)
         if (pinned[i])
-            return fail(err, errlen, "--cpu-pin %u=%d: vCPU %u does not exist (%u vCPU%s: 0 to "
-                        "%u); pin only existing vCPUs or raise --cpus", i, cfg->cpu_pin[i], i,
-                        cfg->nr_cpus, cfg->nr_cpus == 1 ? "" : "s", cfg->nr_cpus - 1);
+            return arg_fail(err, errlen, "--cpu-pin %u=%d: vCPU %u does not exist (%u vCPU%s: 0 to "
+                            "%u); pin only existing vCPUs or raise --cpus", i, cfg->cpu_pin[i], i,
+                            cfg->nr_cpus, cfg->nr_cpus == 1 ? "" : "s", cfg->nr_cpus - 1);
     {
         struct cpu_topology t = { cfg->sockets, cfg->cores, cfg->threads };
         uint32_t max_id = cpuid_apic_id(&t, cfg->nr_cpus - 1);
         if (max_id > CONFIG_MAX_APIC_ID)
-            return fail(err, errlen, "--smp %s: the topology needs APIC IDs up to %u (past %d); "
-                        "use powers of two for cores and threads", smp_arg ? smp_arg : "",
-                        max_id, CONFIG_MAX_APIC_ID);
+            return arg_fail(err, errlen, "--smp %s: the topology needs APIC IDs up to %u (past %d); "
+                            "use powers of two for cores and threads", smp_arg ? smp_arg : "",
+                            max_id, CONFIG_MAX_APIC_ID);
     }
     if (cfg->hugepage_size && cfg->mem_size % cfg->hugepage_size)
-        return fail(err, errlen, "--memory %s: not a whole number of --hugepages %s pages; round "
-                    "--memory to a multiple of %s", mem_arg, hp_arg, hp_arg);
+        return arg_fail(err, errlen, "--memory %s: not a whole number of --hugepages %s pages; round "
+                        "--memory to a multiple of %s", mem_arg, hp_arg, hp_arg);
     e = vfio_args_finish(&cfg->vfio, err, errlen);
     if (e)
         return e;
     if (cfg->initrd && !cfg->kernel)
-        return fail(err, errlen, "--initrd %s: an initrd needs a kernel; add --kernel bzImage",
-                    cfg->initrd);
+        return arg_fail(err, errlen, "--initrd %s: an initrd needs a kernel; add --kernel bzImage",
+                        cfg->initrd);
     /* --kernel alone: direct boot; --firmware (or no --kernel): OVMF. */
     cfg->firmware_boot = cfg->firmware || !cfg->kernel;
     if (cfg->vars && !cfg->firmware_boot)
-        return fail(err, errlen, "--vars %s: UEFI variables need the firmware; add --firmware "
-                    "/usr/share/OVMF/OVMF_CODE_4M.fd or drop --vars", cfg->vars);
+        return arg_fail(err, errlen, "--vars %s: UEFI variables need the firmware; add --firmware "
+                        "/usr/share/OVMF/OVMF_CODE_4M.fd or drop --vars", cfg->vars);
     return 0;
 }
 
