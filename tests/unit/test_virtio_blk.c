@@ -24,6 +24,7 @@
 #include "devices/virtio_blk_args.h"
 #include "devices/virtio_pci.h"
 #include "fake_env.h"
+#include "virtio_driver.h"
 #include "vmm/gm.h"
 #include "vmm/irq.h"
 
@@ -390,14 +391,7 @@ static struct pci_bus pb;
 static struct virtio_blk *blk;
 static char dir[64], path[96];
 
-struct drvq {
-    uint64_t desc, avail, used;
-    uint16_t avail_idx, used_seen, next_desc;
-};
-static struct drvq dq[2] = {
-    { 0x1000, 0x2000, 0x3000, 0, 0, 0 },
-    { 0x5000, 0x6000, 0x7000, 0, 0, 0 },
-};
+static struct vdrv drv;
 
 static int intx_rule(void *ctx, const struct pci_device *d, uint8_t pin)
 {
@@ -435,9 +429,8 @@ static void env_up(void)
     cr_assert_eq(irq_table_init(&irq, -1, 0), 0);
     cr_assert_eq(pci_bus_init(&pb, &fe.pio, &fe.mmio), 0);
     make_disk();
-    memset(dq, 0, sizeof(dq));
-    dq[0] = (struct drvq){ 0x1000, 0x2000, 0x3000, 0, 0, 0 };
-    dq[1] = (struct drvq){ 0x5000, 0x6000, 0x7000, 0, 0, 0 };
+    drv = (struct vdrv){ .mmio = &fe.mmio, .gm = &gm, .pb = &pb, .devfn = DEVFN,
+                         .bar = BAR_ADDR, .qsz = QSZ, .ring_base = 0x1000 };
     blk = NULL;
 }
 
@@ -462,68 +455,14 @@ static int create_disk(const char *opts, struct virtio_blk **out)
     return virtio_blk_create(&vm, &a, 0, -1, out);
 }
 
-static uint64_t bar_rd(uint64_t off, unsigned len)
-{
-    uint8_t b[8] = { 0 };
-    cr_assert_eq(bus_read(&fe.mmio, BAR_ADDR + off, b, len), 0);
-    uint64_t v = 0;
-    for (unsigned i = 0; i < len; i++)
-        v |= (uint64_t)b[i] << (8 * i);
-    return v;
-}
-
-static void bar_wr(uint64_t off, unsigned len, uint64_t v)
-{
-    uint8_t b[8];
-    for (unsigned i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-    cr_assert_eq(bus_write(&fe.mmio, BAR_ADDR + off, b, len), 0);
-}
-
-static uint64_t device_features(void)
-{
-    bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
-    uint64_t f = bar_rd(VIRTIO_PCI_COMMON_DF, 4);
-    bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
-    return f | bar_rd(VIRTIO_PCI_COMMON_DF, 4) << 32;
-}
-
-/* The driver side of §3.1.1 with nq queues of QSZ. */
+/* The driver side of §3.1.1 with nq queues of QSZ, every feature offered
+ * accepted. */
 static void driver_init(unsigned nq)
 {
     uint32_t v;
-    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, PCI_BAR0, 4, (uint32_t)BAR_ADDR), 0);
-    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, PCI_BAR0 + 4, 4, 0), 0);
-    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, PCI_COMMAND, 2,
-                                  PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER), 0);
     cr_assert_eq(pci_config_read(&pb, 0, DEVFN, PCI_DEVICE_ID, 2, &v), 0);
     cr_assert_eq(v, 0x1042);
-    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
-    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    uint64_t f = device_features();
-    cr_assert(f & (1ULL << VIRTIO_F_VERSION_1));
-    bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
-    bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
-    bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-    bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(f >> 32));
-    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-           VIRTIO_CONFIG_S_FEATURES_OK);
-    cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_FEATURES_OK);
-    for (unsigned q = 0; q < nq; q++) {
-        bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
-        bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSZ);
-        bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 8, dq[q].desc);
-        bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 8, dq[q].avail);
-        bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 8, dq[q].used);
-        bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
-        dq[q].avail_idx = dq[q].used_seen = dq[q].next_desc = 0;
-        uint8_t zero[0x1000] = { 0 };
-        cr_assert_eq(gm_write(&gm, dq[q].avail, zero, sizeof(zero)), 0);
-        cr_assert_eq(gm_write(&gm, dq[q].used, zero, sizeof(zero)), 0);
-    }
-    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-           VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
-    cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_DRIVER_OK);
+    vdrv_init(&drv, ~0ULL, nq);
 }
 
 static void disk_up(const char *opts, unsigned nq)
@@ -533,62 +472,13 @@ static void disk_up(const char *opts, unsigned nq)
     driver_init(nq);
 }
 
-struct dseg {
-    uint64_t gpa;
-    uint32_t len;
-    bool write;
-};
-
-static uint16_t add_chain(unsigned q, const struct dseg *s, unsigned n)
-{
-    uint16_t head = dq[q].next_desc;
-    for (unsigned i = 0; i < n; i++) {
-        uint16_t idx = (uint16_t)((head + i) % QSZ);
-        struct vring_desc d = {
-            .addr = s[i].gpa, .len = s[i].len,
-            .flags = (uint16_t)((s[i].write ? VRING_DESC_F_WRITE : 0) |
-                                (i + 1 < n ? VRING_DESC_F_NEXT : 0)),
-            .next = (uint16_t)((idx + 1) % QSZ),
-        };
-        cr_assert_eq(gm_write(&gm, dq[q].desc + 16ULL * idx, &d, sizeof(d)), 0);
-    }
-    dq[q].next_desc = (uint16_t)((head + n) % QSZ);
-    uint16_t slot = dq[q].avail_idx % QSZ;
-    cr_assert_eq(gm_write(&gm, dq[q].avail + 4 + 2ULL * slot, &head, 2), 0);
-    dq[q].avail_idx++;
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    cr_assert_eq(gm_write(&gm, dq[q].avail + 2, &dq[q].avail_idx, 2), 0);
-    return head;
-}
-
-static void kick(unsigned q)
-{
-    bar_wr(VIRTIO_PCI_NOTIFY_OFF + 4 * q, 2, q);
-}
-
-static uint16_t used_idx(unsigned q)
-{
-    uint16_t v;
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    cr_assert_eq(gm_read(&gm, dq[q].used + 2, &v, 2), 0);
-    return v;
-}
-
 /* Wait until the device has returned n more chains on q; return the used
  * element (id, len) of the last. */
 static void wait_used(unsigned q, uint16_t n, uint32_t *id, uint32_t *len)
 {
-    uint16_t target = (uint16_t)(dq[q].used_seen + n);
-    for (int i = 0; i < 5000 && (uint16_t)(used_idx(q) - target) > 0x8000; i++)
-        usleep(1000);
-    cr_assert_eq(used_idx(q), target, "device returned %u of %u chains", used_idx(q) - dq[q].used_seen, n);
-    uint32_t e[2];
-    cr_assert_eq(gm_read(&gm, dq[q].used + 4 + 8ULL * ((target - 1) % QSZ), e, 8), 0);
-    if (id)
-        *id = e[0];
-    if (len)
-        *len = e[1];
-    dq[q].used_seen = target;
+    uint16_t before = drv.q[q].used_seen;
+    cr_assert(vdrv_wait_used(&drv, q, n, id, len, 5000), "device returned %u of %u chains",
+              (uint16_t)(vdrv_used_idx(&drv, q) - before), n);
 }
 
 static void put_hdr(unsigned k, uint32_t type, uint64_t sector)
@@ -609,16 +499,16 @@ static uint8_t status_byte(unsigned k)
 static uint8_t request(unsigned q, uint32_t type, uint64_t sector, uint64_t data, uint32_t len,
                        bool data_write, uint32_t *used_len)
 {
-    struct dseg s[3];
+    struct vdrv_seg s[3];
     unsigned n = 0;
     put_hdr(0, type, sector);
     cr_assert_eq(gm_write(&gm, STAT_GPA, &(uint8_t){ 0xEE }, 1), 0);
-    s[n++] = (struct dseg){ HDR_GPA, 16, false };
+    s[n++] = (struct vdrv_seg){ HDR_GPA, 16, false };
     if (len)
-        s[n++] = (struct dseg){ data, len, data_write };
-    s[n++] = (struct dseg){ STAT_GPA, 1, true };
-    uint16_t head = add_chain(q, s, n);
-    kick(q);
+        s[n++] = (struct vdrv_seg){ data, len, data_write };
+    s[n++] = (struct vdrv_seg){ STAT_GPA, 1, true };
+    uint16_t head = vdrv_add_chain(&drv, q, s, n);
+    vdrv_kick(&drv, q);
     uint32_t id, ul;
     wait_used(q, 1, &id, &ul);
     cr_assert_eq(id, head);
@@ -640,7 +530,7 @@ TestSuite(virtio_blk, .init = env_up, .fini = env_down, .timeout = 30);
 Test(virtio_blk, config_space)
 {
     disk_up(",queues=2", 1);
-    uint64_t f = device_features();
+    uint64_t f = vdrv_device_features(&drv);
     cr_assert(f & (1ULL << VIRTIO_BLK_F_FLUSH));
     cr_assert(f & (1ULL << VIRTIO_BLK_F_MQ));
     cr_assert(f & (1ULL << VIRTIO_BLK_F_DISCARD));
@@ -650,14 +540,14 @@ Test(virtio_blk, config_space)
     cr_assert_not(f & (1ULL << VIRTIO_BLK_F_RO));
     cr_assert_not(f & (1ULL << VIRTIO_BLK_F_CONFIG_WCE));
     uint64_t base = VIRTIO_PCI_DEVCFG_OFF;
-    cr_assert_eq(bar_rd(base + offsetof(struct virtio_blk_config, capacity), 8), DISK_BYTES / 512);
-    cr_assert_eq(bar_rd(base + offsetof(struct virtio_blk_config, seg_max), 4), VIRTIO_BLK_QUEUE_SIZE - 2);
-    cr_assert_eq(bar_rd(base + offsetof(struct virtio_blk_config, blk_size), 4), 512);
-    cr_assert_eq(bar_rd(base + offsetof(struct virtio_blk_config, num_queues), 2), 2);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 2);
-    cr_assert_eq(bar_rd(base + offsetof(struct virtio_blk_config, max_discard_seg), 4), VIRTIO_BLK_MAX_RANGES);
-    cr_assert_eq(bar_rd(base + offsetof(struct virtio_blk_config, max_write_zeroes_seg), 4), 1);
-    cr_assert_eq(bar_rd(base + offsetof(struct virtio_blk_config, write_zeroes_may_unmap), 1), 1);
+    cr_assert_eq(vdrv_bar_rd(&drv, base + offsetof(struct virtio_blk_config, capacity), 8), DISK_BYTES / 512);
+    cr_assert_eq(vdrv_bar_rd(&drv, base + offsetof(struct virtio_blk_config, seg_max), 4), VIRTIO_BLK_QUEUE_SIZE - 2);
+    cr_assert_eq(vdrv_bar_rd(&drv, base + offsetof(struct virtio_blk_config, blk_size), 4), 512);
+    cr_assert_eq(vdrv_bar_rd(&drv, base + offsetof(struct virtio_blk_config, num_queues), 2), 2);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
+    cr_assert_eq(vdrv_bar_rd(&drv, base + offsetof(struct virtio_blk_config, max_discard_seg), 4), VIRTIO_BLK_MAX_RANGES);
+    cr_assert_eq(vdrv_bar_rd(&drv, base + offsetof(struct virtio_blk_config, max_write_zeroes_seg), 4), 1);
+    cr_assert_eq(vdrv_bar_rd(&drv, base + offsetof(struct virtio_blk_config, write_zeroes_may_unmap), 1), 1);
 }
 
 Test(virtio_blk, read_through_io_uring)
@@ -671,7 +561,7 @@ Test(virtio_blk, read_through_io_uring)
     for (unsigned i = 0; i < sizeof(got); i++)
         cr_assert_eq(got[i], pattern_byte(3 * 512 + i), "byte %u", i);
     cr_assert_geq(fe.raises[INTX_GSI], 1, "the driver was interrupted (INTx: MSI-X is off)");
-    cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1) & 1, 1);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_ISR_OFF, 1) & 1, 1);
 }
 
 Test(virtio_blk, write_flush_and_read_back)
@@ -753,14 +643,14 @@ Test(virtio_blk, errors_reported_in_status)
     cr_assert_eq(request(0, 77, 0, 0, 0, false, NULL), VIRTIO_BLK_S_UNSUPP);
     /* The device keeps working. */
     cr_assert_eq(request(0, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512, true, NULL), VIRTIO_BLK_S_OK);
-    cr_assert_not(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
+    cr_assert_not(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 Test(virtio_blk, read_only_disk)
 {
     disk_up(",readonly", 1);
-    cr_assert(device_features() & (1ULL << VIRTIO_BLK_F_RO));
-    cr_assert_not(device_features() & (1ULL << VIRTIO_BLK_F_DISCARD));
+    cr_assert(vdrv_device_features(&drv) & (1ULL << VIRTIO_BLK_F_RO));
+    cr_assert_not(vdrv_device_features(&drv) & (1ULL << VIRTIO_BLK_F_DISCARD));
     uint8_t buf[512];
     memset(buf, 0x11, sizeof(buf));
     cr_assert_eq(gm_write(&gm, DATA_GPA, buf, sizeof(buf)), 0);
@@ -778,14 +668,14 @@ Test(virtio_blk, many_requests_in_one_notification)
     uint16_t heads[8];
     for (unsigned k = 0; k < 8; k++) {
         put_hdr(k, VIRTIO_BLK_T_IN, 10 + k);
-        struct dseg s[2] = {
+        struct vdrv_seg s[2] = {
             { HDR_GPA + 0x100ULL * k, 16, false },
             /* data and status in one writable buffer */
             { DATA_GPA + 0x1000ULL * k, 513, true },
         };
-        heads[k] = add_chain(0, s, 2);
+        heads[k] = vdrv_add_chain(&drv, 0, s, 2);
     }
-    kick(0);
+    vdrv_kick(&drv, 0);
     wait_used(0, 8, NULL, NULL);
     for (unsigned k = 0; k < 8; k++) {
         uint8_t got[513];
@@ -813,11 +703,11 @@ Test(virtio_blk, msix_interrupt)
 {
     disk_up("", 1);
     cr_assert_eq(pci_config_write(&pb, 0, DEVFN, VIRTIO_PCI_CAP_MSIX_AT + 2, 2, 0x8000), 0);
-    bar_wr(VIRTIO_PCI_MSIX_TABLE_OFF + 16 + 0, 4, 0xFEE00000);
-    bar_wr(VIRTIO_PCI_MSIX_TABLE_OFF + 16 + 8, 4, 0x4022);
-    bar_wr(VIRTIO_PCI_MSIX_TABLE_OFF + 16 + 12, 4, 0);
-    bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
-    bar_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 1);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_MSIX_TABLE_OFF + 16 + 0, 4, 0xFEE00000);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_MSIX_TABLE_OFF + 16 + 8, 4, 0x4022);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_MSIX_TABLE_OFF + 16 + 12, 4, 0);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_MSIX, 2, 1);
     unsigned before = fe.raises[INTX_GSI];
     cr_assert_eq(request(0, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512, true, NULL), VIRTIO_BLK_S_OK);
     int fd = virtio_pci_vector_fd(virtio_blk_pci(blk), 1);
@@ -852,19 +742,19 @@ Test(virtio_blk, bad_chain_needs_reset_then_recovers)
     disk_up("", 1);
     /* A descriptor looping on itself. */
     struct vring_desc d = { .addr = HDR_GPA, .len = 16, .flags = VRING_DESC_F_NEXT, .next = 0 };
-    cr_assert_eq(gm_write(&gm, dq[0].desc, &d, sizeof(d)), 0);
+    cr_assert_eq(gm_write(&gm, drv.q[0].desc, &d, sizeof(d)), 0);
     uint16_t head = 0;
-    cr_assert_eq(gm_write(&gm, dq[0].avail + 4, &head, 2), 0);
-    dq[0].avail_idx = 1;
-    cr_assert_eq(gm_write(&gm, dq[0].avail + 2, &dq[0].avail_idx, 2), 0);
-    kick(0);
-    for (int i = 0; i < 5000 && !(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET); i++)
+    cr_assert_eq(gm_write(&gm, drv.q[0].avail + 4, &head, 2), 0);
+    drv.q[0].avail_idx = 1;
+    cr_assert_eq(gm_write(&gm, drv.q[0].avail + 2, &drv.q[0].avail_idx, 2), 0);
+    vdrv_kick(&drv, 0);
+    for (int i = 0; i < 5000 && !(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET); i++)
         usleep(1000);
-    cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1) & VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_CONFIG);
+    cr_assert(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_ISR_OFF, 1) & VIRTIO_PCI_ISR_CONFIG, VIRTIO_PCI_ISR_CONFIG);
     /* The driver resets and starts over: the device works again. */
     driver_init(1);
-    cr_assert_not(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
+    cr_assert_not(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
     cr_assert_eq(request(0, VIRTIO_BLK_T_IN, 1, DATA_GPA, 512, true, NULL), VIRTIO_BLK_S_OK);
 }
 
@@ -872,12 +762,12 @@ Test(virtio_blk, missing_status_needs_reset)
 {
     disk_up("", 1);
     put_hdr(0, VIRTIO_BLK_T_FLUSH, 0);
-    struct dseg s[1] = { { HDR_GPA, 16, false } };
-    add_chain(0, s, 1);
-    kick(0);
-    for (int i = 0; i < 5000 && !(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET); i++)
+    struct vdrv_seg s[1] = { { HDR_GPA, 16, false } };
+    vdrv_add_chain(&drv, 0, s, 1);
+    vdrv_kick(&drv, 0);
+    for (int i = 0; i < 5000 && !(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET); i++)
         usleep(1000);
-    cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
+    cr_assert(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 Test(virtio_blk, reset_with_requests_then_again)
@@ -885,14 +775,14 @@ Test(virtio_blk, reset_with_requests_then_again)
     disk_up("", 1);
     for (unsigned k = 0; k < 4; k++) {
         put_hdr(k, VIRTIO_BLK_T_IN, k);
-        struct dseg s[2] = { { HDR_GPA + 0x100ULL * k, 16, false },
+        struct vdrv_seg s[2] = { { HDR_GPA + 0x100ULL * k, 16, false },
                              { DATA_GPA + 0x1000ULL * k, 513, true } };
-        add_chain(0, s, 2);
+        vdrv_add_chain(&drv, 0, s, 2);
     }
-    kick(0);
+    vdrv_kick(&drv, 0);
     /* Reset at once: it returns when nothing is in flight any more. */
-    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_STATUS, 1), 0);
     driver_init(1);
     cr_assert_eq(request(0, VIRTIO_BLK_T_IN, 9, DATA_GPA, 512, true, NULL), VIRTIO_BLK_S_OK);
     uint8_t b;

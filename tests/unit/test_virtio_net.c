@@ -21,6 +21,7 @@
 #include "devices/virtio_net_args.h"
 #include "devices/virtio_pci.h"
 #include "fake_env.h"
+#include "virtio_driver.h"
 #include "vmm/gm.h"
 #include "vmm/irq.h"
 
@@ -196,11 +197,7 @@ static struct virtio_net *nic;
 static int peer = -1;
 static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
-struct drvq {
-    uint64_t desc, avail, used;
-    uint16_t avail_idx, used_seen, next_desc;
-};
-static struct drvq dq[2];
+static struct vdrv drv;
 
 static int intx_rule(void *ctx, const struct pci_device *d, uint8_t pin)
 {
@@ -237,8 +234,8 @@ static void net_up_kind(enum nic_kind kind)
         cr_assert_eq(virtio_net_create_fd(&vm, sv[0], kind == NIC_TAPLIKE, mac, 0, -1, &nic), 0);
     }
     cr_assert_eq(virtio_net_plug(nic, &pb, NULL, DEVFN, intx_rule, NULL), 0);
-    dq[0] = (struct drvq){ 0x1000, 0x2000, 0x3000, 0, 0, 0 };
-    dq[1] = (struct drvq){ 0x5000, 0x6000, 0x7000, 0, 0, 0 };
+    drv = (struct vdrv){ .mmio = &fe.mmio, .gm = &gm, .pb = &pb, .devfn = DEVFN,
+                         .bar = BAR_ADDR, .qsz = QSZ, .ring_base = 0x1000 };
 }
 
 static void net_up(void)
@@ -259,124 +256,8 @@ static void net_down(void)
 
 TestSuite(virtio_net, .init = net_up, .fini = net_down, .timeout = 30);
 
-static uint64_t bar_rd(uint64_t off, unsigned len)
-{
-    uint8_t b[8] = { 0 };
-    cr_assert_eq(bus_read(&fe.mmio, BAR_ADDR + off, b, len), 0);
-    uint64_t v = 0;
-    for (unsigned i = 0; i < len; i++)
-        v |= (uint64_t)b[i] << (8 * i);
-    return v;
-}
-
-static void bar_wr(uint64_t off, unsigned len, uint64_t v)
-{
-    uint8_t b[8];
-    for (unsigned i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-    cr_assert_eq(bus_write(&fe.mmio, BAR_ADDR + off, b, len), 0);
-}
-
-static uint64_t device_features(void)
-{
-    bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
-    uint64_t f = bar_rd(VIRTIO_PCI_COMMON_DF, 4);
-    bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
-    return f | bar_rd(VIRTIO_PCI_COMMON_DF, 4) << 32;
-}
-
-static void driver_init(uint64_t want)
-{
-    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, PCI_BAR0, 4, (uint32_t)BAR_ADDR), 0);
-    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, PCI_BAR0 + 4, 4, 0), 0);
-    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, PCI_COMMAND, 2,
-                                  PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER), 0);
-    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
-    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    uint64_t f = device_features() & want;
-    bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
-    bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
-    bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-    bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(f >> 32));
-    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-           VIRTIO_CONFIG_S_FEATURES_OK);
-    cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_FEATURES_OK);
-    uint8_t zero[0x1000] = { 0 };
-    for (unsigned q = 0; q < 2; q++) {
-        bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
-        bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, QSZ);
-        bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 8, dq[q].desc);
-        bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 8, dq[q].avail);
-        bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 8, dq[q].used);
-        bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
-        dq[q].avail_idx = dq[q].used_seen = dq[q].next_desc = 0;
-        cr_assert_eq(gm_write(&gm, dq[q].avail, zero, sizeof(zero)), 0);
-        cr_assert_eq(gm_write(&gm, dq[q].used, zero, sizeof(zero)), 0);
-    }
-    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-           VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
-    cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_DRIVER_OK);
-}
-
 #define BASE_FEATURES ((1ULL << VIRTIO_F_VERSION_1) | F(MAC) | F(STATUS))
 #define ALL_FEATURES (~0ULL)
-
-struct dseg {
-    uint64_t gpa;
-    uint32_t len;
-    bool write;
-};
-
-static uint16_t add_chain(unsigned q, const struct dseg *s, unsigned n)
-{
-    uint16_t head = dq[q].next_desc;
-    for (unsigned i = 0; i < n; i++) {
-        uint16_t idx = (uint16_t)((head + i) % QSZ);
-        struct vring_desc d = {
-            .addr = s[i].gpa, .len = s[i].len,
-            .flags = (uint16_t)((s[i].write ? VRING_DESC_F_WRITE : 0) |
-                                (i + 1 < n ? VRING_DESC_F_NEXT : 0)),
-            .next = (uint16_t)((idx + 1) % QSZ),
-        };
-        cr_assert_eq(gm_write(&gm, dq[q].desc + 16ULL * idx, &d, sizeof(d)), 0);
-    }
-    dq[q].next_desc = (uint16_t)((head + n) % QSZ);
-    cr_assert_eq(gm_write(&gm, dq[q].avail + 4 + 2ULL * (dq[q].avail_idx % QSZ), &head, 2), 0);
-    dq[q].avail_idx++;
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    cr_assert_eq(gm_write(&gm, dq[q].avail + 2, &dq[q].avail_idx, 2), 0);
-    return head;
-}
-
-static void kick(unsigned q)
-{
-    bar_wr(VIRTIO_PCI_NOTIFY_OFF + 4 * q, 2, q);
-}
-
-static uint16_t used_idx(unsigned q)
-{
-    uint16_t v;
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    cr_assert_eq(gm_read(&gm, dq[q].used + 2, &v, 2), 0);
-    return v;
-}
-
-static bool wait_used(unsigned q, uint16_t n, uint32_t *id, uint32_t *len, int ms)
-{
-    uint16_t target = (uint16_t)(dq[q].used_seen + n);
-    for (int i = 0; i < ms && used_idx(q) != target; i++)
-        usleep(1000);
-    if (used_idx(q) != target)
-        return false;
-    uint32_t e[2];
-    cr_assert_eq(gm_read(&gm, dq[q].used + 4 + 8ULL * ((target - 1) % QSZ), e, 8), 0);
-    if (id)
-        *id = e[0];
-    if (len)
-        *len = e[1];
-    dq[q].used_seen = target;
-    return true;
-}
 
 static void fill(uint8_t *p, size_t n, uint8_t seed)
 {
@@ -394,8 +275,8 @@ static ssize_t peer_recv(uint8_t *buf, size_t len, int ms)
 
 Test(virtio_net, config_and_features)
 {
-    driver_init(BASE_FEATURES);
-    uint64_t f = device_features();
+    vdrv_init(&drv, BASE_FEATURES, 2);
+    uint64_t f = vdrv_device_features(&drv);
     cr_assert(f & F(MAC));
     cr_assert(f & F(STATUS));
     cr_assert(f & F(CSUM), "the packet socket's reader finishes checksums");
@@ -412,30 +293,30 @@ Test(virtio_net, config_and_features)
     cr_assert_eq(pci_config_read(&pb, 0, DEVFN, PCI_DEVICE_ID, 2, &v), 0);
     cr_assert_eq(v, 0x1041);
     for (unsigned i = 0; i < 6; i++)
-        cr_assert_eq(bar_rd(VIRTIO_PCI_DEVCFG_OFF + i, 1), mac[i]);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_DEVCFG_OFF + 6, 2), VIRTIO_NET_S_LINK_UP);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), 2);
+        cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_DEVCFG_OFF + i, 1), mac[i]);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_DEVCFG_OFF + 6, 2), VIRTIO_NET_S_LINK_UP);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
 }
 
 Test(virtio_net, transmit)
 {
-    driver_init(BASE_FEATURES);
+    vdrv_init(&drv, BASE_FEATURES, 2);
     struct virtio_net_hdr_v1 h = { 0 };
     uint8_t frame[60];
     fill(frame, sizeof(frame), 7);
     cr_assert_eq(gm_write(&gm, BUF_GPA, &h, sizeof(h)), 0);
     cr_assert_eq(gm_write(&gm, BUF_GPA + 0x100, frame, 20), 0);
     cr_assert_eq(gm_write(&gm, BUF_GPA + 0x200, frame + 20, 40), 0);
-    struct dseg s[3] = { { BUF_GPA, 12, false }, { BUF_GPA + 0x100, 20, false },
+    struct vdrv_seg s[3] = { { BUF_GPA, 12, false }, { BUF_GPA + 0x100, 20, false },
                          { BUF_GPA + 0x200, 40, false } };
-    uint16_t head = add_chain(1, s, 3);
-    kick(1);
+    uint16_t head = vdrv_add_chain(&drv, 1, s, 3);
+    vdrv_kick(&drv, 1);
     uint8_t got[256];
     ssize_t n = peer_recv(got, sizeof(got), 5000);
     cr_assert_eq(n, 72, "one packet of header + frame");
     cr_assert_arr_eq(got + 12, frame, 60);
     uint32_t id, len;
-    cr_assert(wait_used(1, 1, &id, &len, 5000));
+    cr_assert(vdrv_wait_used(&drv, 1, 1, &id, &len, 5000));
     cr_assert_eq(id, head);
     cr_assert_eq(len, 0);
     cr_assert_geq(fe.raises[INTX_GSI], 1, "transmit completion interrupt");
@@ -443,15 +324,15 @@ Test(virtio_net, transmit)
 
 Test(virtio_net, transmit_refused_for_features_not_negotiated)
 {
-    driver_init(BASE_FEATURES);   /* no CSUM, no HOST_TSO4 */
+    vdrv_init(&drv, BASE_FEATURES, 2);   /* no CSUM, no HOST_TSO4 */
     struct virtio_net_hdr_v1 h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
                                    .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .gso_size = 1448,
                                    .csum_start = 34, .csum_offset = 16 };
     cr_assert_eq(gm_write(&gm, BUF_GPA, &h, sizeof(h)), 0);
-    struct dseg s[2] = { { BUF_GPA, 12, false }, { BUF_GPA + 0x100, 1000, false } };
-    add_chain(1, s, 2);
-    kick(1);
-    cr_assert(wait_used(1, 1, NULL, NULL, 5000), "the chain is returned");
+    struct vdrv_seg s[2] = { { BUF_GPA, 12, false }, { BUF_GPA + 0x100, 1000, false } };
+    vdrv_add_chain(&drv, 1, s, 2);
+    vdrv_kick(&drv, 1);
+    cr_assert(vdrv_wait_used(&drv, 1, 1, NULL, NULL, 5000), "the chain is returned");
     uint8_t got[2048];
     cr_assert_eq(peer_recv(got, sizeof(got), 100), -1, "nothing reached the tap");
     uint64_t rxd, txd;
@@ -459,42 +340,42 @@ Test(virtio_net, transmit_refused_for_features_not_negotiated)
     cr_assert_eq(txd, 1);
     /* Even with every feature the device offers negotiated, TSO is not
      * among them on a packet socket: refused again ... */
-    driver_init(ALL_FEATURES);
+    vdrv_init(&drv, ALL_FEATURES, 2);
     cr_assert_eq(gm_write(&gm, BUF_GPA, &h, sizeof(h)), 0);
-    add_chain(1, s, 2);
-    kick(1);
-    cr_assert(wait_used(1, 1, NULL, NULL, 5000));
+    vdrv_add_chain(&drv, 1, s, 2);
+    vdrv_kick(&drv, 1);
+    cr_assert(vdrv_wait_used(&drv, 1, 1, NULL, NULL, 5000));
     cr_assert_eq(peer_recv(got, sizeof(got), 100), -1, "no TSO packet on a packet socket");
     /* ... while a checksum-offloaded one goes out as it is. */
     h.gso_type = VIRTIO_NET_HDR_GSO_NONE;
     h.gso_size = 0;
     cr_assert_eq(gm_write(&gm, BUF_GPA, &h, sizeof(h)), 0);
-    add_chain(1, s, 2);
-    kick(1);
+    vdrv_add_chain(&drv, 1, s, 2);
+    vdrv_kick(&drv, 1);
     cr_assert_eq(peer_recv(got, sizeof(got), 5000), 1012);
     cr_assert_eq(got[0], VIRTIO_NET_HDR_F_NEEDS_CSUM, "the header goes to the reader untouched");
 }
 
 static void post_rx(unsigned k, uint32_t len)
 {
-    struct dseg s[2] = { { BUF_GPA + 0x10000ULL * k, 12, true },
+    struct vdrv_seg s[2] = { { BUF_GPA + 0x10000ULL * k, 12, true },
                          { BUF_GPA + 0x10000ULL * k + 0x100, len - 12, true } };
-    add_chain(0, s, 2);
+    vdrv_add_chain(&drv, 0, s, 2);
 }
 
 Test(virtio_net, receive)
 {
-    driver_init(BASE_FEATURES);
+    vdrv_init(&drv, BASE_FEATURES, 2);
     post_rx(0, 12 + 1514);
     post_rx(1, 12 + 1514);
-    kick(0);
+    vdrv_kick(&drv, 0);
     uint8_t pkt[12 + 100];
     memset(pkt, 0, 12);
     pkt[10] = 0x77;   /* num_buffers from the tap is not trusted */
     fill(pkt + 12, 100, 42);
     cr_assert_eq(send(peer, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
     uint32_t id, len;
-    cr_assert(wait_used(0, 1, &id, &len, 5000), "a packet was received");
+    cr_assert(vdrv_wait_used(&drv, 0, 1, &id, &len, 5000), "a packet was received");
     cr_assert_eq(id, 0);
     cr_assert_eq(len, sizeof(pkt));
     uint8_t got[100];
@@ -506,24 +387,24 @@ Test(virtio_net, receive)
     cr_assert_geq(fe.raises[INTX_GSI], 1);
     /* The second packet goes into the second buffer. */
     cr_assert_eq(send(peer, pkt, 60, 0), 60);
-    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert(vdrv_wait_used(&drv, 0, 1, &id, &len, 5000));
     cr_assert_eq(id, 2);
     cr_assert_eq(len, 60);
 }
 
 Test(virtio_net, receive_waits_for_buffers)
 {
-    driver_init(BASE_FEATURES);
+    vdrv_init(&drv, BASE_FEATURES, 2);
     uint8_t pkt[12 + 64];
     memset(pkt, 0, sizeof(pkt));
     fill(pkt + 12, 64, 9);
     cr_assert_eq(send(peer, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
     usleep(20000);
-    cr_assert_eq(used_idx(0), 0, "no buffer yet");
+    cr_assert_eq(vdrv_used_idx(&drv, 0), 0, "no buffer yet");
     post_rx(0, 12 + 1514);
-    kick(0);
+    vdrv_kick(&drv, 0);
     uint32_t len;
-    cr_assert(wait_used(0, 1, NULL, &len, 5000));
+    cr_assert(vdrv_wait_used(&drv, 0, 1, NULL, &len, 5000));
     cr_assert_eq(len, sizeof(pkt));
     uint8_t got[64];
     cr_assert_eq(gm_read(&gm, BUF_GPA + 0x100, got, sizeof(got)), 0);
@@ -532,65 +413,65 @@ Test(virtio_net, receive_waits_for_buffers)
 
 Test(virtio_net, reset_with_a_receive_outstanding)
 {
-    driver_init(BASE_FEATURES);
+    vdrv_init(&drv, BASE_FEATURES, 2);
     post_rx(0, 12 + 1514);
-    kick(0);
+    vdrv_kick(&drv, 0);
     usleep(20000);   /* the READV is waiting on the socket now */
-    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1), 0, "the reset completed");
-    driver_init(BASE_FEATURES);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_STATUS, 1), 0, "the reset completed");
+    vdrv_init(&drv, BASE_FEATURES, 2);
     post_rx(0, 12 + 1514);
-    kick(0);
+    vdrv_kick(&drv, 0);
     uint8_t pkt[12 + 64] = { 0 };
     cr_assert_eq(send(peer, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
-    cr_assert(wait_used(0, 1, NULL, NULL, 5000), "receiving works after the reset");
+    cr_assert(vdrv_wait_used(&drv, 0, 1, NULL, NULL, 5000), "receiving works after the reset");
 }
 
 Test(virtio_net, small_receive_buffer_returned)
 {
-    driver_init(BASE_FEATURES);
-    struct dseg s[1] = { { BUF_GPA, 20, true } };   /* header + 8 bytes */
-    add_chain(0, s, 1);
+    vdrv_init(&drv, BASE_FEATURES, 2);
+    struct vdrv_seg s[1] = { { BUF_GPA, 20, true } };   /* header + 8 bytes */
+    vdrv_add_chain(&drv, 0, s, 1);
     post_rx(1, 12 + 1514);
-    kick(0);
+    vdrv_kick(&drv, 0);
     uint32_t id, len;
-    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert(vdrv_wait_used(&drv, 0, 1, &id, &len, 5000));
     cr_assert_eq(len, 0, "too small for a frame: returned unused");
     uint8_t pkt[12 + 60] = { 0 };
     cr_assert_eq(send(peer, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
-    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert(vdrv_wait_used(&drv, 0, 1, &id, &len, 5000));
     cr_assert_eq(len, sizeof(pkt));
 }
 
 Test(virtio_net, broken_ring_needs_reset)
 {
-    driver_init(BASE_FEATURES);
+    vdrv_init(&drv, BASE_FEATURES, 2);
     /* A transmit descriptor pointing outside RAM. */
-    struct dseg s[1] = { { 64 * MiB, 100, false } };
-    add_chain(1, s, 1);
-    kick(1);
-    for (int i = 0; i < 5000 && !(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET); i++)
+    struct vdrv_seg s[1] = { { 64 * MiB, 100, false } };
+    vdrv_add_chain(&drv, 1, s, 1);
+    vdrv_kick(&drv, 1);
+    for (int i = 0; i < 5000 && !(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET); i++)
         usleep(1000);
-    cr_assert(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
-    driver_init(BASE_FEATURES);
-    cr_assert_not(bar_rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
+    cr_assert(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
+    vdrv_init(&drv, BASE_FEATURES, 2);
+    cr_assert_not(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 Test(virtio_net, packet_larger_than_a_small_buffer)
 {
-    driver_init(BASE_FEATURES);
+    vdrv_init(&drv, BASE_FEATURES, 2);
     post_rx(0, 12 + 100);    /* below the 12 + 1514 the spec asks for */
     post_rx(1, 12 + 1514);
-    kick(0);
+    vdrv_kick(&drv, 0);
     uint8_t big[12 + 500] = { 0 }, small[12 + 100] = { 0 };
     fill(small + 12, 100, 5);
     cr_assert_eq(send(peer, big, sizeof(big), 0), (ssize_t)sizeof(big));
     uint32_t id, len;
-    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert(vdrv_wait_used(&drv, 0, 1, &id, &len, 5000));
     cr_assert_eq(id, 0);
     cr_assert_eq(len, 0, "the small buffer goes back empty: it cannot hold up the queue");
     cr_assert_eq(send(peer, small, sizeof(small), 0), (ssize_t)sizeof(small));
-    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert(vdrv_wait_used(&drv, 0, 1, &id, &len, 5000));
     cr_assert_eq(id, 2, "the next packet lands in the next buffer");
     cr_assert_eq(len, sizeof(small));
     uint64_t rxd, txd;
@@ -600,15 +481,15 @@ Test(virtio_net, packet_larger_than_a_small_buffer)
 
 Test(virtio_net, packet_larger_than_a_full_buffer)
 {
-    driver_init(BASE_FEATURES);
+    vdrv_init(&drv, BASE_FEATURES, 2);
     post_rx(0, 12 + 1514);
-    kick(0);
+    vdrv_kick(&drv, 0);
     static uint8_t huge[12 + 3000], ok[12 + 1514];
     fill(ok + 12, 1514, 1);
     cr_assert_eq(send(peer, huge, sizeof(huge), 0), (ssize_t)sizeof(huge));
     cr_assert_eq(send(peer, ok, sizeof(ok), 0), (ssize_t)sizeof(ok));
     uint32_t id, len;
-    cr_assert(wait_used(0, 1, &id, &len, 5000));
+    cr_assert(vdrv_wait_used(&drv, 0, 1, &id, &len, 5000));
     cr_assert_eq(id, 0, "the buffer was kept for the packet after the dropped one");
     cr_assert_eq(len, sizeof(ok), "a packet exactly filling the buffer is not taken for a cut one");
     uint8_t got[1514];
@@ -631,8 +512,8 @@ TestSuite(virtio_net_tapfd, .init = net_up_taplike, .fini = net_down, .timeout =
 
 Test(virtio_net_tapfd, offloads_offered_and_tso_passes)
 {
-    driver_init(ALL_FEATURES);
-    uint64_t f = device_features();
+    vdrv_init(&drv, ALL_FEATURES, 2);
+    uint64_t f = vdrv_device_features(&drv);
     cr_assert(f & F(CSUM));
     cr_assert(f & F(HOST_TSO4));
     cr_assert(f & F(HOST_TSO6));
@@ -643,9 +524,9 @@ Test(virtio_net_tapfd, offloads_offered_and_tso_passes)
                                    .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .gso_size = 1448,
                                    .csum_start = 34, .csum_offset = 16 };
     cr_assert_eq(gm_write(&gm, BUF_GPA, &h, sizeof(h)), 0);
-    struct dseg s[2] = { { BUF_GPA, 12, false }, { BUF_GPA + 0x100, 3000, false } };
-    add_chain(1, s, 2);
-    kick(1);
+    struct vdrv_seg s[2] = { { BUF_GPA, 12, false }, { BUF_GPA + 0x100, 3000, false } };
+    vdrv_add_chain(&drv, 1, s, 2);
+    vdrv_kick(&drv, 1);
     uint8_t got[4096];
     cr_assert_eq(peer_recv(got, sizeof(got), 5000), 3012, "a TSO packet goes to the tap whole");
     struct virtio_net_hdr_v1 g;
@@ -679,10 +560,10 @@ static void user_tx(const void *frame, uint32_t len, const struct virtio_net_hdr
 {
     cr_assert_eq(gm_write(&gm, BUF_GPA, h, sizeof(*h)), 0);
     cr_assert_eq(gm_write(&gm, BUF_GPA + 0x100, frame, len), 0);
-    struct dseg s[2] = { { BUF_GPA, 12, false }, { BUF_GPA + 0x100, len, false } };
-    add_chain(1, s, 2);
-    kick(1);
-    cr_assert(wait_used(1, 1, NULL, NULL, 5000));
+    struct vdrv_seg s[2] = { { BUF_GPA, 12, false }, { BUF_GPA + 0x100, len, false } };
+    vdrv_add_chain(&drv, 1, s, 2);
+    vdrv_kick(&drv, 1);
+    cr_assert(vdrv_wait_used(&drv, 1, 1, NULL, NULL, 5000));
 }
 
 /* The next received frame of the given EtherType into f (after the
@@ -690,7 +571,7 @@ static void user_tx(const void *frame, uint32_t len, const struct virtio_net_hdr
 static uint32_t user_rx(unsigned k, uint8_t *f, uint32_t cap)
 {
     uint32_t len;
-    cr_assert(wait_used(0, 1, NULL, &len, 5000), "a frame from the user network");
+    cr_assert(vdrv_wait_used(&drv, 0, 1, NULL, &len, 5000), "a frame from the user network");
     cr_assert_geq(len, 12 + 14);
     uint8_t h[12];
     cr_assert_eq(gm_read(&gm, BUF_GPA + 0x10000ULL * k, h, 12), 0);
@@ -704,21 +585,21 @@ static uint32_t user_rx(unsigned k, uint8_t *f, uint32_t cap)
 
 Test(virtio_net_user, offers_csum_only)
 {
-    driver_init(ALL_FEATURES);
-    uint64_t f = device_features();
+    vdrv_init(&drv, ALL_FEATURES, 2);
+    uint64_t f = vdrv_device_features(&drv);
     cr_assert(f & F(CSUM));
     cr_assert_not(f & F(HOST_TSO4));
     cr_assert_not(f & F(GUEST_CSUM));
     for (unsigned i = 0; i < 6; i++)
-        cr_assert_eq(bar_rd(VIRTIO_PCI_DEVCFG_OFF + i, 1), mac[i], "mac= is the NIC's MAC");
+        cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_DEVCFG_OFF + i, 1), mac[i], "mac= is the NIC's MAC");
 }
 
 Test(virtio_net_user, arp_and_ping_through_the_nic)
 {
-    driver_init(ALL_FEATURES);
+    vdrv_init(&drv, ALL_FEATURES, 2);
     post_rx(1, 12 + 1514);
     post_rx(2, 12 + 1514);
-    kick(0);
+    vdrv_kick(&drv, 0);
     /* ARP: who has 10.0.2.2? */
     uint8_t q[42] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
     memcpy(q + 6, mac, 6);

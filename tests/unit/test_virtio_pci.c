@@ -19,6 +19,7 @@
 #include "devices/pci_root_port.h"
 #include "devices/virtio_pci.h"
 #include "fake_env.h"
+#include "virtio_driver.h"
 #include "vmm/gm.h"
 #include "vmm/irq.h"
 
@@ -33,6 +34,7 @@ static struct gm gm;
 static struct irq_table irq;
 static struct pci_bus pb;
 static struct virtio_pci vp;
+static struct vdrv drv;
 
 struct dummy {
     unsigned starts, stops;
@@ -100,6 +102,8 @@ static void vp_make(void)
         .cfg_size = sizeof(dummy.cfg), .ops = &dummy_ops, .opaque = &dummy,
     };
     cr_assert_eq(virtio_pci_init(&vp, &vm, &c), 0);
+    drv = (struct vdrv){ .mmio = &fe.mmio, .gm = &gm, .pb = &pb, .devfn = DEVFN,
+                         .bar = BAR_ADDR, .qsz = 64, .ring_base = 0x1000 };
 }
 
 static void vp_setup(void)
@@ -133,77 +137,18 @@ static void cfg_wr(uint32_t off, unsigned len, uint32_t v)
 
 static void map_bar(void)
 {
-    cfg_wr(PCI_BAR0, 4, (uint32_t)BAR_ADDR);
-    cfg_wr(PCI_BAR0 + 4, 4, 0);
-    cfg_wr(PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    vdrv_map_bar(&drv);
     cr_assert_not_null(bus_find(&fe.mmio, BAR_ADDR, 4), "BAR0 decodes");
-}
-
-static uint64_t bar_rd(uint64_t off, unsigned len)
-{
-    uint8_t b[8] = { 0 };
-    cr_assert_eq(bus_read(&fe.mmio, BAR_ADDR + off, b, len), 0);
-    uint64_t v = 0;
-    for (unsigned i = 0; i < len; i++)
-        v |= (uint64_t)b[i] << (8 * i);
-    return v;
-}
-
-static void bar_wr(uint64_t off, unsigned len, uint64_t v)
-{
-    uint8_t b[8];
-    for (unsigned i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-    cr_assert_eq(bus_write(&fe.mmio, BAR_ADDR + off, b, len), 0);
-}
-
-static uint8_t status(void)
-{
-    return (uint8_t)bar_rd(VIRTIO_PCI_COMMON_STATUS, 1);
-}
-
-static void set_status(uint8_t s)
-{
-    bar_wr(VIRTIO_PCI_COMMON_STATUS, 1, s);
-}
-
-static void write_features(uint64_t f)
-{
-    bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
-    bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)f);
-    bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-    bar_wr(VIRTIO_PCI_COMMON_GF, 4, (uint32_t)(f >> 32));
-}
-
-static uint64_t read_device_features(void)
-{
-    bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
-    uint64_t lo = bar_rd(VIRTIO_PCI_COMMON_DF, 4);
-    bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
-    return lo | bar_rd(VIRTIO_PCI_COMMON_DF, 4) << 32;
 }
 
 /* §3.1.1 up to FEATURES_OK with the given features; returns the status. */
 static uint8_t negotiate(uint64_t f)
 {
-    set_status(VIRTIO_CONFIG_S_ACKNOWLEDGE);
-    set_status(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    write_features(f);
-    set_status(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
-    return status();
-}
-
-static void setup_queue(unsigned q, uint16_t size, uint64_t desc, uint64_t avail, uint64_t used)
-{
-    bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
-    bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, size);
-    bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)desc);
-    bar_wr(VIRTIO_PCI_COMMON_Q_DESCHI, 4, (uint32_t)(desc >> 32));
-    bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)avail);
-    bar_wr(VIRTIO_PCI_COMMON_Q_AVAILHI, 4, (uint32_t)(avail >> 32));
-    bar_wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)used);
-    bar_wr(VIRTIO_PCI_COMMON_Q_USEDHI, 4, (uint32_t)(used >> 32));
-    bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+    vdrv_set_status(&drv, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+    vdrv_set_status(&drv, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+    vdrv_write_features(&drv, f);
+    vdrv_set_status(&drv, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+    return vdrv_status(&drv);
 }
 
 static uint64_t efd_count(int fd)
@@ -292,27 +237,27 @@ Test(virtio_pci, capabilities_are_read_only)
 Test(virtio_pci, device_features_offered)
 {
     map_bar();
-    uint64_t f = read_device_features();
+    uint64_t f = vdrv_device_features(&drv);
     cr_assert(f & (1ULL << VIRTIO_F_VERSION_1));
     cr_assert(f & (1ULL << DEV_FEATURE_BIT));
     cr_assert(f & (1ULL << VIRTIO_RING_F_INDIRECT_DESC));
     cr_assert(f & (1ULL << VIRTIO_RING_F_EVENT_IDX));
     cr_assert_not(f & (1ULL << VIRTIO_F_ACCESS_PLATFORM));
     cr_assert_not(f & (1ULL << VIRTIO_F_RING_PACKED));
-    bar_wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 7);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_DF, 4), 0, "selector past 1 reads 0");
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_NUMQ, 2), NQ);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_DFSELECT, 4, 7);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_DF, 4), 0, "selector past 1 reads 0");
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_NUMQ, 2), NQ);
 }
 
 Test(virtio_pci, features_ok_accepted_for_a_subset)
 {
     map_bar();
     cr_assert(negotiate(GOOD_FEATURES) & VIRTIO_CONFIG_S_FEATURES_OK);
-    bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_GF, 4), (uint32_t)GOOD_FEATURES);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_GF, 4), (uint32_t)GOOD_FEATURES);
     /* After FEATURES_OK the driver's features are fixed. */
-    bar_wr(VIRTIO_PCI_COMMON_GF, 4, 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_GF, 4), (uint32_t)GOOD_FEATURES);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_GF, 4, 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_GF, 4), (uint32_t)GOOD_FEATURES);
 }
 
 Test(virtio_pci, features_ok_refused_for_unknown_bits)
@@ -322,9 +267,9 @@ Test(virtio_pci, features_ok_refused_for_unknown_bits)
     cr_assert_not(s & VIRTIO_CONFIG_S_FEATURES_OK);
     cr_assert(s & VIRTIO_CONFIG_S_DRIVER, "the other bits stay");
     /* DRIVER_OK without FEATURES_OK does not start the device. */
-    set_status(s | VIRTIO_CONFIG_S_DRIVER_OK);
+    vdrv_set_status(&drv, s | VIRTIO_CONFIG_S_DRIVER_OK);
     cr_assert_eq(dummy.starts, 0);
-    cr_assert_not(status() & VIRTIO_CONFIG_S_DRIVER_OK);
+    cr_assert_not(vdrv_status(&drv) & VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
 Test(virtio_pci, features_ok_refused_without_version_1)
@@ -343,60 +288,60 @@ Test(virtio_pci, features_ok_refused_for_access_platform)
 Test(virtio_pci, queue_registers)
 {
     map_bar();
-    bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 2);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), 64, "starts at the maximum");
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_NOFF, 2), 2, "notify offset = queue index");
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-    bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, 16);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), 16);
-    bar_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 3);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), 3, "vector 3 of 4 exists");
-    bar_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 4);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR, "no vector 4");
-    bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_MSIX, 2), 0);
-    bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, 0x1000);
-    bar_wr(VIRTIO_PCI_COMMON_Q_DESCHI, 4, 0x2);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_DESCLO, 8), 0x200001000ULL);
-    bar_wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 8, 0x300002000ULL);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_AVAILHI, 4), 0x3, "an 8-byte write sets both halves");
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_SELECT, 2, 2);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 64, "starts at the maximum");
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_NOFF, 2), 2, "notify offset = queue index");
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_SIZE, 2, 16);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 16);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_MSIX, 2, 3);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_MSIX, 2), 3, "vector 3 of 4 exists");
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_MSIX, 2, 4);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR, "no vector 4");
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_MSIX, 2, 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_MSIX, 2), 0);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_DESCLO, 4, 0x1000);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_DESCHI, 4, 0x2);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_DESCLO, 8), 0x200001000ULL);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_AVAILLO, 8, 0x300002000ULL);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_AVAILHI, 4), 0x3, "an 8-byte write sets both halves");
     /* Enabled: size and addresses are frozen. */
-    bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
-    bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, 8);
-    bar_wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, 0x5000);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), 16);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0x1000);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_SIZE, 2, 8);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_DESCLO, 4, 0x5000);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 16);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0x1000);
     /* The other queues are untouched. */
-    bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), 64);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 64);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 }
 
 Test(virtio_pci, unavailable_queue_reads_zero)
 {
     map_bar();
-    bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, NQ);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), 0, "§4.1.4.3.1: size 0 = unavailable");
-    bar_wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, 16);
-    bar_wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
-    bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0xFFFF);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_SELECT, 2, NQ);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0, "§4.1.4.3.1: size 0 = unavailable");
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_SIZE, 2, 16);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_SELECT, 2, 0xFFFF);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
 }
 
 Test(virtio_pci, driver_ok_starts_enabled_queues)
 {
     map_bar();
     cr_assert(negotiate(GOOD_FEATURES) & VIRTIO_CONFIG_S_FEATURES_OK);
-    setup_queue(1, 16, 0x1000, 0x2000, 0x3000);
+    vdrv_setup_queue(&drv, 1, 16, 0x1000, 0x2000, 0x3000);
     cr_assert_eq(dummy.starts, 0);
-    set_status(status() | VIRTIO_CONFIG_S_DRIVER_OK);
+    vdrv_set_status(&drv, vdrv_status(&drv) | VIRTIO_CONFIG_S_DRIVER_OK);
     cr_assert_eq(dummy.starts, 1);
     cr_assert_eq(dummy.features, GOOD_FEATURES);
-    cr_assert(status() & VIRTIO_CONFIG_S_DRIVER_OK);
-    cr_assert_not(status() & VIRTIO_CONFIG_S_NEEDS_RESET);
+    cr_assert(vdrv_status(&drv) & VIRTIO_CONFIG_S_DRIVER_OK);
+    cr_assert_not(vdrv_status(&drv) & VIRTIO_CONFIG_S_NEEDS_RESET);
     struct virtq *q = virtio_pci_queue(&vp, 1);
     cr_assert_not_null(q);
     cr_assert_eq(q->size, 16);
@@ -405,7 +350,7 @@ Test(virtio_pci, driver_ok_starts_enabled_queues)
     cr_assert_null(virtio_pci_queue(&vp, 0), "queue 0 was not enabled");
     cr_assert_null(virtio_pci_queue(&vp, NQ));
     /* Writing DRIVER_OK again does not start twice. */
-    set_status(status());
+    vdrv_set_status(&drv, vdrv_status(&drv));
     cr_assert_eq(dummy.starts, 1);
 }
 
@@ -413,12 +358,12 @@ Test(virtio_pci, driver_ok_with_bad_rings_needs_reset)
 {
     map_bar();
     negotiate(GOOD_FEATURES);
-    setup_queue(0, 16, 0x10000000, 0x2000, 0x3000);   /* descriptors outside RAM */
-    set_status(status() | VIRTIO_CONFIG_S_DRIVER_OK);
+    vdrv_setup_queue(&drv, 0, 16, 0x10000000, 0x2000, 0x3000);   /* descriptors outside RAM */
+    vdrv_set_status(&drv, vdrv_status(&drv) | VIRTIO_CONFIG_S_DRIVER_OK);
     cr_assert_eq(dummy.starts, 0);
-    cr_assert(status() & VIRTIO_CONFIG_S_NEEDS_RESET);
+    cr_assert(vdrv_status(&drv) & VIRTIO_CONFIG_S_NEEDS_RESET);
     cr_assert_eq(fake_level(&fe, INTX_GSI), 1, "configuration interrupt by INTx");
-    cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_CONFIG);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_CONFIG);
     cr_assert_eq(fake_level(&fe, INTX_GSI), 0);
 }
 
@@ -426,10 +371,10 @@ Test(virtio_pci, driver_ok_with_bad_queue_size_needs_reset)
 {
     map_bar();
     negotiate(GOOD_FEATURES);
-    setup_queue(0, 12, 0x1000, 0x2000, 0x3000);
-    set_status(status() | VIRTIO_CONFIG_S_DRIVER_OK);
+    vdrv_setup_queue(&drv, 0, 12, 0x1000, 0x2000, 0x3000);
+    vdrv_set_status(&drv, vdrv_status(&drv) | VIRTIO_CONFIG_S_DRIVER_OK);
     cr_assert_eq(dummy.starts, 0);
-    cr_assert(status() & VIRTIO_CONFIG_S_NEEDS_RESET);
+    cr_assert(vdrv_status(&drv) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 Test(virtio_pci, device_start_failure_needs_reset)
@@ -437,11 +382,11 @@ Test(virtio_pci, device_start_failure_needs_reset)
     map_bar();
     dummy.start_ret = -EIO;
     negotiate(GOOD_FEATURES);
-    setup_queue(0, 16, 0x1000, 0x2000, 0x3000);
-    set_status(status() | VIRTIO_CONFIG_S_DRIVER_OK);
+    vdrv_setup_queue(&drv, 0, 16, 0x1000, 0x2000, 0x3000);
+    vdrv_set_status(&drv, vdrv_status(&drv) | VIRTIO_CONFIG_S_DRIVER_OK);
     cr_assert_eq(dummy.starts, 1);
-    cr_assert(status() & VIRTIO_CONFIG_S_NEEDS_RESET);
-    set_status(0);
+    cr_assert(vdrv_status(&drv) & VIRTIO_CONFIG_S_NEEDS_RESET);
+    vdrv_set_status(&drv, 0);
     cr_assert_eq(dummy.stops, 0, "never started: nothing to stop");
 }
 
@@ -449,30 +394,30 @@ Test(virtio_pci, reset_clears_queues_and_features)
 {
     map_bar();
     negotiate(GOOD_FEATURES);
-    setup_queue(0, 16, 0x1000, 0x2000, 0x3000);
-    bar_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 1);
-    bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, 0);
-    set_status(status() | VIRTIO_CONFIG_S_DRIVER_OK);
+    vdrv_setup_queue(&drv, 0, 16, 0x1000, 0x2000, 0x3000);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_MSIX, 2, 1);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_MSIX, 2, 0);
+    vdrv_set_status(&drv, vdrv_status(&drv) | VIRTIO_CONFIG_S_DRIVER_OK);
     cr_assert_eq(dummy.starts, 1);
 
-    set_status(0);
+    vdrv_set_status(&drv, 0);
     cr_assert_eq(dummy.stops, 1);
-    cr_assert_eq(status(), 0, "reads 0 once the reset is done (§4.1.4.3.2)");
+    cr_assert_eq(vdrv_status(&drv), 0, "reads 0 once the reset is done (§4.1.4.3.2)");
     cr_assert_null(virtio_pci_queue(&vp, 0));
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SELECT, 2), 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), 64);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_DESCLO, 8), 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_AVAILLO, 8), 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_USEDLO, 8), 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-    bar_wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_GF, 4), 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_SELECT, 2), 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 64);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_DESCLO, 8), 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_AVAILLO, 8), 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_USEDLO, 8), 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_GF, 4), 0);
     /* And the device can be brought up again. */
     negotiate(GOOD_FEATURES);
-    setup_queue(0, 32, 0x1000, 0x2000, 0x3000);
-    set_status(status() | VIRTIO_CONFIG_S_DRIVER_OK);
+    vdrv_setup_queue(&drv, 0, 32, 0x1000, 0x2000, 0x3000);
+    vdrv_set_status(&drv, vdrv_status(&drv) | VIRTIO_CONFIG_S_DRIVER_OK);
     cr_assert_eq(dummy.starts, 2);
     cr_assert_eq(virtio_pci_queue(&vp, 0)->size, 32);
 }
@@ -482,12 +427,12 @@ Test(virtio_pci, needs_reset_is_sticky_until_reset)
     map_bar();
     negotiate(GOOD_FEATURES);
     virtio_pci_set_needs_reset(&vp);
-    cr_assert(status() & VIRTIO_CONFIG_S_NEEDS_RESET);
-    set_status(status() | VIRTIO_CONFIG_S_DRIVER_OK);
-    cr_assert(status() & VIRTIO_CONFIG_S_NEEDS_RESET, "driver writes keep the device's bit");
+    cr_assert(vdrv_status(&drv) & VIRTIO_CONFIG_S_NEEDS_RESET);
+    vdrv_set_status(&drv, vdrv_status(&drv) | VIRTIO_CONFIG_S_DRIVER_OK);
+    cr_assert(vdrv_status(&drv) & VIRTIO_CONFIG_S_NEEDS_RESET, "driver writes keep the device's bit");
     cr_assert_eq(dummy.starts, 0, "a device needing reset does not start");
-    set_status(0);
-    cr_assert_eq(status(), 0);
+    vdrv_set_status(&drv, 0);
+    cr_assert_eq(vdrv_status(&drv), 0);
 }
 
 Test(virtio_pci, isr_and_intx)
@@ -497,30 +442,30 @@ Test(virtio_pci, isr_and_intx)
     cr_assert_eq(fake_level(&fe, INTX_GSI), 1);
     virtio_pci_queue_interrupt(&vp, 1);
     cr_assert_eq(fe.raises[INTX_GSI], 1, "already high");
-    cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1), 1, "queue interrupt bit");
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_ISR_OFF, 1), 1, "queue interrupt bit");
     cr_assert_eq(fake_level(&fe, INTX_GSI), 0, "reading ISR lowers the line");
-    cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1), 0, "read clears");
-    bar_wr(VIRTIO_PCI_ISR_OFF, 1, 0xFF);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1), 0, "writes are ignored");
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_ISR_OFF, 1), 0, "read clears");
+    vdrv_bar_wr(&drv, VIRTIO_PCI_ISR_OFF, 1, 0xFF);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_ISR_OFF, 1), 0, "writes are ignored");
     virtio_pci_config_interrupt(&vp);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 4), VIRTIO_PCI_ISR_CONFIG);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_ISR_OFF, 4), VIRTIO_PCI_ISR_CONFIG);
     /* INTx Disable holds the line low; the ISR still says why. */
     cfg_wr(PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_INTX_DISABLE);
     virtio_pci_queue_interrupt(&vp, 0);
     cr_assert_eq(fake_level(&fe, INTX_GSI), 0);
     cfg_wr(PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
     cr_assert_eq(fake_level(&fe, INTX_GSI), 1, "pending interrupt shows once enabled");
-    cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1), 1);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_ISR_OFF, 1), 1);
     cr_assert_eq(fe.bad_calls, 0);
 }
 
 static void msix_entry(unsigned v, uint64_t addr, uint32_t data, bool masked)
 {
     uint64_t e = VIRTIO_PCI_MSIX_TABLE_OFF + 16ULL * v;
-    bar_wr(e, 4, (uint32_t)addr);
-    bar_wr(e + 4, 4, (uint32_t)(addr >> 32));
-    bar_wr(e + 8, 4, data);
-    bar_wr(e + 12, 4, masked);
+    vdrv_bar_wr(&drv, e, 4, (uint32_t)addr);
+    vdrv_bar_wr(&drv, e + 4, 4, (uint32_t)(addr >> 32));
+    vdrv_bar_wr(&drv, e + 8, 4, data);
+    vdrv_bar_wr(&drv, e + 12, 4, masked);
 }
 
 Test(virtio_pci, msix_vectors_signal_eventfds)
@@ -528,17 +473,17 @@ Test(virtio_pci, msix_vectors_signal_eventfds)
     map_bar();
     cfg_wr(0x98 + 2, 2, 0x8000);   /* MSI-X enable */
     msix_entry(1, 0xFEE00000, 0x4041, false);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_MSIX_TABLE_OFF + 16 + 8, 4), 0x4041);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_MSIX_TABLE_OFF + 16 + 8, 4), 0x4041);
     cr_assert(vp.vec_gsi[1] >= IRQ_FIRST_MSI_GSI, "an MSI route for the unmasked vector");
     cr_assert(vp.vec_attached[1]);
     cr_assert_lt(vp.vec_gsi[0], 0, "masked vectors get no route");
 
-    bar_wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 2);
-    bar_wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 1);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_SELECT, 2, 2);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_Q_MSIX, 2, 1);
     virtio_pci_queue_interrupt(&vp, 2);
     cr_assert_eq(efd_count(virtio_pci_vector_fd(&vp, 1)), 1);
     cr_assert_eq(fake_level(&fe, INTX_GSI), 0, "no INTx with MSI-X on");
-    cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1), 0, "no ISR bit for queue interrupts with MSI-X");
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_ISR_OFF, 1), 0, "no ISR bit for queue interrupts with MSI-X");
 
     /* A queue without a vector raises nothing. */
     virtio_pci_queue_interrupt(&vp, 0);
@@ -549,16 +494,16 @@ Test(virtio_pci, msix_vectors_signal_eventfds)
     msix_entry(1, 0xFEE00000, 0x4041, true);
     cr_assert_not(vp.vec_attached[1]);
     virtio_pci_queue_interrupt(&vp, 2);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_MSIX_PBA_OFF, 8), 1u << 1);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_MSIX_PBA_OFF, 8), 1u << 1);
     msix_entry(1, 0xFEE00000, 0x4041, false);
     cr_assert(vp.vec_attached[1], "unmasked: the irqfd (and KVM) takes what was pending");
 
     /* Config vector. */
-    bar_wr(VIRTIO_PCI_COMMON_MSIX, 2, 1);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_COMMON_MSIX, 2, 1);
     efd_count(virtio_pci_vector_fd(&vp, 1));
     virtio_pci_config_interrupt(&vp);
     cr_assert_eq(efd_count(virtio_pci_vector_fd(&vp, 1)), 1);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_CONFIG,
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_CONFIG,
                  "§4.1.4.5.1: the config bit is set with MSI-X too");
 
     /* MSI-X off: the vector is unrouted and INTx is back. */
@@ -571,10 +516,10 @@ Test(virtio_pci, msix_vectors_signal_eventfds)
 Test(virtio_pci, notify_region_kicks_queue_eventfd)
 {
     map_bar();
-    bar_wr(VIRTIO_PCI_NOTIFY_OFF + 4 * 2, 2, 2);
+    vdrv_bar_wr(&drv, VIRTIO_PCI_NOTIFY_OFF + 4 * 2, 2, 2);
     cr_assert_eq(efd_count(virtio_pci_kick_fd(&vp, 2)), 1);
     cr_assert_eq(efd_count(virtio_pci_kick_fd(&vp, 0)), 0);
-    bar_wr(VIRTIO_PCI_NOTIFY_OFF + 4 * NQ, 2, NQ);   /* no such queue: ignored */
+    vdrv_bar_wr(&drv, VIRTIO_PCI_NOTIFY_OFF + 4 * NQ, 2, NQ);   /* no such queue: ignored */
     for (unsigned q = 0; q < NQ; q++)
         cr_assert_eq(efd_count(virtio_pci_kick_fd(&vp, q)), 0);
 }
@@ -582,10 +527,10 @@ Test(virtio_pci, notify_region_kicks_queue_eventfd)
 Test(virtio_pci, device_config_window)
 {
     map_bar();
-    cr_assert_eq(bar_rd(VIRTIO_PCI_DEVCFG_OFF, 4), 0x13121110);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_DEVCFG_OFF + 4, 2), 0x1514);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_DEVCFG_OFF + 6, 4), 0, "past the device's 8 bytes: 0");
-    cr_assert_eq(bar_rd(VIRTIO_PCI_DEVCFG_OFF + 0x100, 4), 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_DEVCFG_OFF, 4), 0x13121110);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_DEVCFG_OFF + 4, 2), 0x1514);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_DEVCFG_OFF + 6, 4), 0, "past the device's 8 bytes: 0");
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_DEVCFG_OFF + 0x100, 4), 0);
 }
 
 Test(virtio_pci, pci_cfg_access_capability)
@@ -627,9 +572,9 @@ Test(virtio_pci, odd_accesses_refused_or_harmless)
     cr_assert_eq(virtio_pci_bar_read(&vp, VIRTIO_PCI_BAR_SIZE - 2, b, 4), -EINVAL);
     cr_assert_eq(virtio_pci_bar_write(&vp, 0, b, 0), -EINVAL);
     /* Holes read 0 and ignore writes. */
-    cr_assert_eq(bar_rd(0x0800, 4), 0);
-    bar_wr(0x0800, 4, 0xFFFFFFFF);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_MSIX_PBA_OFF + 0x100, 4), 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, 0x0800, 4), 0);
+    vdrv_bar_wr(&drv, 0x0800, 4, 0xFFFFFFFF);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_MSIX_PBA_OFF + 0x100, 4), 0);
 }
 
 Test(virtio_pci_port, endpoint_behind_root_port)
@@ -656,10 +601,10 @@ Test(virtio_pci, unplug_then_plug_on_a_new_bus)
 {
     map_bar();
     negotiate(GOOD_FEATURES);
-    setup_queue(0, 16, 0x1000, 0x2000, 0x3000);
+    vdrv_setup_queue(&drv, 0, 16, 0x1000, 0x2000, 0x3000);
     cfg_wr(0x98 + 2, 2, 0x8000);
     msix_entry(0, 0xFEE00000, 0x4041, false);
-    set_status(status() | VIRTIO_CONFIG_S_DRIVER_OK);
+    vdrv_set_status(&drv, vdrv_status(&drv) | VIRTIO_CONFIG_S_DRIVER_OK);
     cr_assert_eq(dummy.starts, 1);
 
     virtio_pci_unplug(&vp);
@@ -678,10 +623,10 @@ Test(virtio_pci, unplug_then_plug_on_a_new_bus)
     cr_assert_eq(cfg_rd(PCI_BAR0, 4), 0x4, "BAR unassigned");
     cr_assert_eq(cfg_rd(0x98 + 2, 2), NQ, "MSI-X off");
     map_bar();
-    cr_assert_eq(status(), 0);
-    cr_assert_eq(bar_rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    cr_assert_eq(vdrv_status(&drv), 0);
+    cr_assert_eq(vdrv_bar_rd(&drv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
     negotiate(GOOD_FEATURES);
-    setup_queue(0, 16, 0x1000, 0x2000, 0x3000);
-    set_status(status() | VIRTIO_CONFIG_S_DRIVER_OK);
+    vdrv_setup_queue(&drv, 0, 16, 0x1000, 0x2000, 0x3000);
+    vdrv_set_status(&drv, vdrv_status(&drv) | VIRTIO_CONFIG_S_DRIVER_OK);
     cr_assert_eq(dummy.starts, 2);
 }
