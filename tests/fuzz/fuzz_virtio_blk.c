@@ -20,25 +20,10 @@
 
 #include "devices/virtio_blk.h"
 #include "devices/virtqueue.h"
+#include "fuzz_ring.h"
 #include "vmm/gm.h"
-#include "vmm/log.h"
 
-#define RAM (1u << 20)
-#define WINDOW 0x10000u
-/* The available ring first and the descriptors right after it, so short
- * inputs reach both; the used ring is the device's, past the window. */
-#define AVAIL 0x0u
-#define USED  0x20000u
-
-static struct gm gm;
-static struct virtq_seg segs[256];
 static struct iovec iov[256];
-
-static void check(bool ok)
-{
-    if (!ok)
-        abort();
-}
 
 static void check_request(const struct virtq_chain *c, const struct virtio_blk_limits *l,
                           const struct virtio_blk_req *r, int st)
@@ -102,14 +87,6 @@ static void check_request(const struct virtq_chain *c, const struct virtio_blk_l
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool ready;
-    if (!ready) {
-        struct gm_config cfg = { .size = RAM, .lock = false };
-        log_set_level(LOG_ERR);
-        if (gm_init(&gm, &cfg))
-            abort();
-        ready = true;
-    }
     if (size < 5)
         return 0;
     uint16_t qsize = (uint16_t)(1u << (data[0] % 9));
@@ -124,16 +101,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data += 5;
     size -= 5;
 
-    /* All of RAM: chains may point anywhere, and what the device wrote
-     * there in an earlier run must not make this one differ. */
-    uint8_t *ram = gm_ptr(&gm, 0, RAM);
-    memset(ram, 0, RAM);
-    memcpy(ram, data, size < WINDOW ? size : WINDOW);
+    fuzz_ring_load(data, size);
 
     struct virtq vq = { .name = "fuzz-blk" };
-    if (virtq_start(&vq, &gm, qsize, 256, (6u + 2u * qsize + 15u) & ~15u, AVAIL, USED, indirect, false))
-        abort();
-    struct virtq_chain c = { .seg = segs, .cap = 256 };
+    fuzz_ring_start(&vq, qsize, indirect, false);
+    struct virtq_chain c = fuzz_ring_chain();
     for (unsigned i = 0; i < qsize; i++) {
         int r = virtq_pop_chain(&vq, &c);
         if (r <= 0)

@@ -19,22 +19,8 @@
 
 #include "devices/virtio_net.h"
 #include "devices/virtqueue.h"
+#include "fuzz_ring.h"
 #include "vmm/gm.h"
-#include "vmm/log.h"
-
-#define RAM (1u << 20)
-#define WINDOW 0x10000u
-#define AVAIL 0x0u
-#define USED  0x20000u
-
-static struct gm gm;
-static struct virtq_seg segs[256];
-
-static void check(bool ok)
-{
-    if (!ok)
-        abort();
-}
 
 static void check_accepted(const struct virtq_chain *c, uint64_t f)
 {
@@ -67,17 +53,9 @@ static void check_accepted(const struct virtq_chain *c, uint64_t f)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool ready;
     static const unsigned bits[5] = { VIRTIO_NET_F_CSUM, VIRTIO_NET_F_HOST_TSO4,
                                       VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_HOST_ECN,
                                       VIRTIO_NET_F_HOST_UFO };
-    if (!ready) {
-        struct gm_config cfg = { .size = RAM, .lock = false };
-        log_set_level(LOG_ERR);
-        if (gm_init(&gm, &cfg))
-            abort();
-        ready = true;
-    }
     if (size < 4)
         return 0;
     uint16_t qsize = (uint16_t)(1u << (data[0] % 9));
@@ -90,15 +68,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data += 4;
     size -= 4;
 
-    uint8_t *ram = gm_ptr(&gm, 0, RAM);
-    memset(ram, 0, RAM);
-    memcpy(ram, data, size < WINDOW ? size : WINDOW);
+    fuzz_ring_load(data, size);
 
     struct virtq vq = { .name = "fuzz-net" };
-    if (virtq_start(&vq, &gm, qsize, 256, (6u + 2u * qsize + 15u) & ~15u, AVAIL, USED, indirect,
-                    false))
-        abort();
-    struct virtq_chain c = { .seg = segs, .cap = 256 };
+    fuzz_ring_start(&vq, qsize, indirect, false);
+    struct virtq_chain c = fuzz_ring_chain();
     for (unsigned i = 0; i < qsize; i++) {
         int r = virtq_pop_chain(&vq, &c);
         if (r <= 0)

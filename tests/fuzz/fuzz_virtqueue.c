@@ -20,24 +20,10 @@
 #include <sys/uio.h>
 
 #include "devices/virtqueue.h"
+#include "fuzz_ring.h"
 #include "vmm/gm.h"
-#include "vmm/log.h"
 
-#define RAM (1u << 20)
-#define WINDOW 0x10000u
-/* The available ring first and the descriptors right after it, so short
- * inputs reach both; the used ring is the device's, past the window. */
-#define AVAIL 0x0u
-#define USED  0x20000u
 
-static struct gm gm;
-static struct virtq_seg segs[256];
-
-static void check(bool ok)
-{
-    if (!ok)
-        abort();
-}
 
 static void check_chain(const struct virtq *vq, const struct virtq_chain *c)
 {
@@ -48,7 +34,7 @@ static void check_chain(const struct virtq *vq, const struct virtq_chain *c)
     for (unsigned i = 0; i < c->nr; i++) {
         const struct virtq_seg *s = &c->seg[i];
         check(s->len > 0);
-        check(s->hva == gm_ptr(&gm, s->gpa, s->len));
+        check(s->hva == gm_ptr(&fuzz_gm, s->gpa, s->len));
         check(s->write == (i >= c->nr_readable));
         if (s->write)
             wr += s->len;
@@ -77,14 +63,6 @@ static void check_chain(const struct virtq *vq, const struct virtq_chain *c)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool ready;
-    if (!ready) {
-        struct gm_config cfg = { .size = RAM, .lock = false };
-        log_set_level(LOG_ERR);
-        if (gm_init(&gm, &cfg))
-            abort();
-        ready = true;
-    }
     if (size < 4)
         return 0;
     uint16_t qsize = (uint16_t)(1u << (data[0] % 9));
@@ -93,17 +71,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data += 4;
     size -= 4;
 
-    /* All of RAM: chains may point anywhere, and what the device wrote
-     * there in an earlier run must not make this one differ. */
-    uint8_t *ram = gm_ptr(&gm, 0, RAM);
-    memset(ram, 0, RAM);
-    memcpy(ram, data, size < WINDOW ? size : WINDOW);
+    fuzz_ring_load(data, size);
 
     struct virtq vq = { .name = "fuzz" };
-    if (virtq_start(&vq, &gm, qsize, 256, (6u + 2u * qsize + 15u) & ~15u, AVAIL, USED, indirect, event_idx))
-        abort();   /* rings are in RAM and aligned: must start */
+    fuzz_ring_start(&vq, qsize, indirect, event_idx);
     vq.last_avail = start;
-    struct virtq_chain c = { .seg = segs, .cap = 256 };
+    struct virtq_chain c = fuzz_ring_chain();
     unsigned popped = 0;
     for (unsigned i = 0; i < 2u * qsize + 2; i++) {
         int r = virtq_pop_chain(&vq, &c);
