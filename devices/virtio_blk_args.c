@@ -54,9 +54,9 @@ int virtio_blk_arg_parse(const char *value, struct virtio_blk_arg *out, char *er
                                 "readonly=on or readonly=off", value, (int)vlen, v);
             out->readonly = on;
         } else if (arg_key_is(p, klen, "cache") && v) {
-            if (vlen == 4 && !memcmp(v, "none", 4))
+            if (arg_key_is(v, vlen, "none"))
                 out->cache = VIRTIO_BLK_CACHE_NONE;
-            else if (vlen == 9 && !memcmp(v, "writeback", 9))
+            else if (arg_key_is(v, vlen, "writeback"))
                 out->cache = VIRTIO_BLK_CACHE_WRITEBACK;
             else
                 return arg_fail(err, errlen, "--disk %s: cache=%.*s: the modes are cache=writeback "
@@ -101,7 +101,7 @@ int virtio_blk_arg_parse(const char *value, struct virtio_blk_arg *out, char *er
 
 bool virtio_blk_args_flag(const char *name, size_t namelen, bool *takes_value)
 {
-    if (namelen == 6 && !memcmp(name, "--disk", 6)) {
+    if (arg_key_is(name, namelen, "--disk")) {
         *takes_value = true;
         return true;
     }

@@ -104,9 +104,9 @@ int virtio_net_hostfwd_parse(const char *value, size_t len, struct virtio_net_ho
         return arg_fail(err, errlen, "hostfwd=%.*s: no ':' after the protocol; " HOSTFWD_FORM, n,
                         value);
     size_t plen = (size_t)(c1 - value);
-    if (plen == 3 && !memcmp(value, "udp", 3))
+    if (arg_key_is(value, plen, "udp"))
         out->udp = true;
-    else if (!(plen == 0 || (plen == 3 && !memcmp(value, "tcp", 3))))
+    else if (!(plen == 0 || arg_key_is(value, plen, "tcp")))
         return arg_fail(err, errlen, "hostfwd=%.*s: '%.*s' is not a protocol (tcp or udp); "
                         HOSTFWD_FORM, n, value, (int)plen, value);
     /* host part "[HOSTADDR]:HOSTPORT" up to '-' */
@@ -263,7 +263,7 @@ void virtio_net_arg_mac(const struct virtio_net_arg *a, uint8_t mac[6])
 
 bool virtio_net_args_flag(const char *name, size_t namelen, bool *takes_value)
 {
-    if (namelen == 5 && !memcmp(name, "--net", 5)) {
+    if (arg_key_is(name, namelen, "--net")) {
         *takes_value = true;
         return true;
     }

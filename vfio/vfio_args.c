@@ -33,7 +33,7 @@ static const struct {
 static int find(const char *name, size_t namelen)
 {
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
-        if (strlen(flags[i].name) == namelen && !strncmp(name, flags[i].name, namelen))
+        if (arg_key_is(name, namelen, flags[i].name))
             return (int)i;
     return -1;
 }

@@ -195,7 +195,7 @@ static int parse_smp(const char *v, struct config *cfg, char *err, unsigned errl
             return arg_fail(err, errlen, "--smp %s: '%.*s' is not KEY=N; use sockets=S,cores=C,threads=T",
                             v, (int)len, p);
         for (k = 0; k < 3; k++)
-            if ((size_t)(eq - p) == strlen(keys[k]) && !strncmp(p, keys[k], (size_t)(eq - p)))
+            if (arg_key_is(p, (size_t)(eq - p), keys[k]))
                 break;
         if (k == 3)
             return arg_fail(err, errlen, "--smp %s: unknown key '%.*s'; the keys are sockets, cores "
@@ -376,7 +376,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
         eq = arg[1] == '-' ? strchr(arg, '=') : NULL;
         namelen = eq ? (size_t)(eq - arg) : strlen(arg);
         for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
-            if ((strlen(opts[k].name) == namelen && !strncmp(arg, opts[k].name, namelen)) ||
+            if (arg_key_is(arg, namelen, opts[k].name) ||
                 (opts[k].short_name && !strcmp(arg, opts[k].short_name))) {
                 o = &opts[k];
                 break;
