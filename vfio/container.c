@@ -11,97 +11,213 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "vfio/iommufd_uapi.h"
 #include "vmm/gm.h"
 #include "vmm/log.h"
 
 #define COMP "vfio"
 
+static int sys_open(const char *path, int flags)
+{
+    return open(path, flags);
+}
+
+static int sys_ioctl(int fd, unsigned long req, void *arg)
+{
+    return ioctl(fd, req, arg);
+}
+
+static int sys_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+const struct vfio_sys vfio_sys_kernel = {
+    .open = sys_open, .close = close, .ioctl = sys_ioctl, .exists = sys_exists,
+};
+
+static const struct vfio_sys *sys_of(const struct vfio_container *c)
+{
+    return c && c->sys ? c->sys : &vfio_sys_kernel;
+}
+
+int vfio_ioctl(const struct vfio_container *c, int fd, unsigned long req, void *arg)
+{
+    return sys_of(c)->ioctl(fd, req, arg);
+}
+
+static int sys_close(const struct vfio_container *c, int fd)
+{
+    return sys_of(c)->close(fd);
+}
+
+const char *vfio_iommu_mode_name(enum vfio_iommu_mode m)
+{
+    switch (m) {
+    case VFIO_IOMMU_AUTO: return "auto";
+    case VFIO_IOMMU_TYPE1: return "type1";
+    case VFIO_IOMMU_IOMMUFD: return "iommufd";
+    }
+    return "?";
+}
+
+/* KVM_DEV_VFIO_FILE_ADD/DEL of a group fd or a device cdev fd (the same
+ * attribute; KVM tells them apart). what names it in a warning. */
+static bool kvm_file(struct vfio_container *c, int fd, bool add, const char *what)
+{
+    int32_t file = fd;
+    struct kvm_device_attr attr = {
+        .group = KVM_DEV_VFIO_FILE,
+        .attr = add ? KVM_DEV_VFIO_FILE_ADD : KVM_DEV_VFIO_FILE_DEL,
+        .addr = (uint64_t)(uintptr_t)&file,
+    };
+    if (vfio_ioctl(c, c->kvm_dev_fd, KVM_SET_DEVICE_ATTR, &attr) < 0) {
+        log_warn(COMP, "%s: KVM_DEV_VFIO_FILE_%s failed: %s", what, add ? "ADD" : "DEL",
+                 strerror(errno));
+        return false;
+    }
+    return true;
+}
+
 static void kvm_add_group(struct vfio_container *c, struct vfio_group *g)
 {
     if (c->kvm_dev_fd < 0 || g->in_kvm)
         return;
-    int32_t gfd = g->fd;
-    struct kvm_device_attr attr = {
-        .group = KVM_DEV_VFIO_GROUP,
-        .attr = KVM_DEV_VFIO_GROUP_ADD,
-        .addr = (uint64_t)(uintptr_t)&gfd,
-    };
-    if (ioctl(c->kvm_dev_fd, KVM_SET_DEVICE_ATTR, &attr) < 0) {
-        log_warn(COMP, "group %d: KVM_DEV_VFIO_GROUP_ADD failed: %s", g->id, strerror(errno));
-        return;
-    }
-    g->in_kvm = true;
+    char what[32];
+    snprintf(what, sizeof(what), "group %d", g->id);
+    g->in_kvm = kvm_file(c, g->fd, true, what);
 }
 
 static void kvm_del_group(struct vfio_container *c, struct vfio_group *g)
 {
     if (c->kvm_dev_fd < 0 || !g->in_kvm)
         return;
-    int32_t gfd = g->fd;
-    struct kvm_device_attr attr = {
-        .group = KVM_DEV_VFIO_GROUP,
-        .attr = KVM_DEV_VFIO_GROUP_DEL,
-        .addr = (uint64_t)(uintptr_t)&gfd,
-    };
-    if (ioctl(c->kvm_dev_fd, KVM_SET_DEVICE_ATTR, &attr) < 0)
-        log_warn(COMP, "group %d: KVM_DEV_VFIO_GROUP_DEL failed: %s", g->id, strerror(errno));
+    char what[32];
+    snprintf(what, sizeof(what), "group %d", g->id);
+    kvm_file(c, g->fd, false, what);
     g->in_kvm = false;
 }
 
-int vfio_container_open(struct vfio_container *c)
+static void kvm_add_cdev(struct vfio_container *c, struct vfio_cdev *d)
 {
-    const char *dir = c->dev_dir;     /* the one field a caller may preset */
-    memset(c, 0, sizeof(*c));
-    c->fd = -1;
-    c->kvm_dev_fd = -1;
-    c->dev_dir = dir ? dir : "/dev/vfio";
+    if (c->kvm_dev_fd < 0 || d->in_kvm)
+        return;
+    d->in_kvm = kvm_file(c, d->fd, true, "device cdev");
+}
+
+static void kvm_del_cdev(struct vfio_container *c, struct vfio_cdev *d)
+{
+    if (c->kvm_dev_fd < 0 || !d->in_kvm)
+        return;
+    kvm_file(c, d->fd, false, "device cdev");
+    d->in_kvm = false;
+}
+
+static int open_type1(struct vfio_container *c)
+{
     char path[64];
     snprintf(path, sizeof(path), "%s/vfio", c->dev_dir);
-    c->fd = open(path, O_RDWR | O_CLOEXEC);
+    c->fd = sys_of(c)->open(path, O_RDWR | O_CLOEXEC);
     if (c->fd < 0) {
         int e = errno;
         if (e == ENOENT)
-            log_err(COMP, "%s does not exist: load VFIO with `modprobe vfio-pci`", path);
+            log_err(COMP, "%s does not exist: load VFIO with `modprobe vfio-pci`%s", path,
+                    sys_of(c)->exists(c->iommu_dev) ? " (this kernel has iommufd: "
+                    "--vfio-iommu iommufd uses it)" : "");
         else
             log_err(COMP, "cannot open %s: %s (run minivmm as root, or give this user the "
                     "VFIO device nodes)", path, strerror(e));
         return -e;
     }
-    int v = ioctl(c->fd, VFIO_GET_API_VERSION);
+    int v = vfio_ioctl(c, c->fd, VFIO_GET_API_VERSION, NULL);
     if (v != VFIO_API_VERSION) {
         log_err(COMP, "%s speaks VFIO API %d, minivmm needs %d", path, v, VFIO_API_VERSION);
-        close(c->fd);
+        sys_close(c, c->fd);
         c->fd = -1;
         return -EINVAL;
     }
-    if (ioctl(c->fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) > 0) {
+    if (vfio_ioctl(c, c->fd, VFIO_CHECK_EXTENSION, (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU) > 0) {
         c->iommu_type = VFIO_TYPE1v2_IOMMU;
-    } else if (ioctl(c->fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1_IOMMU) > 0) {
+    } else if (vfio_ioctl(c, c->fd, VFIO_CHECK_EXTENSION, (void *)(uintptr_t)VFIO_TYPE1_IOMMU) > 0) {
         c->iommu_type = VFIO_TYPE1_IOMMU;
     } else {
         log_err(COMP, "VFIO has no type1 IOMMU driver: is the IOMMU on? (kernel command line "
                 "intel_iommu=on or amd_iommu=on, and `modprobe vfio_iommu_type1`)");
-        close(c->fd);
+        sys_close(c, c->fd);
         c->fd = -1;
         return -ENODEV;
     }
+    c->mode = VFIO_IOMMU_TYPE1;
+    log_info(COMP, "IOMMU: VFIO container %s, type1%s", path,
+             c->iommu_type == VFIO_TYPE1v2_IOMMU ? "v2" : "");
     return 0;
 }
+
+static int open_iommufd(struct vfio_container *c)
+{
+    const char *path = c->iommu_dev;
+    c->fd = sys_of(c)->open(path, O_RDWR | O_CLOEXEC);
+    if (c->fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            log_err(COMP, "%s does not exist: this kernel has no iommufd (CONFIG_IOMMUFD; try "
+                    "`modprobe iommufd`), so --vfio-iommu iommufd cannot work here; use "
+                    "--vfio-iommu type1", path);
+        else
+            log_err(COMP, "cannot open %s: %s (run minivmm as root, or give this user %s)",
+                    path, strerror(e), path);
+        return -e;
+    }
+    struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+    if (vfio_ioctl(c, c->fd, IOMMU_IOAS_ALLOC, &alloc) < 0) {
+        int e = errno;
+        log_err(COMP, "%s: IOMMU_IOAS_ALLOC: %s", path, strerror(e));
+        sys_close(c, c->fd);
+        c->fd = -1;
+        return -e;
+    }
+    c->ioas_id = alloc.out_ioas_id;
+    c->iommu_set = true;        /* the IOAS takes mappings before any device */
+    c->mode = VFIO_IOMMU_IOMMUFD;
+    log_info(COMP, "IOMMU: iommufd %s, IOAS %u", path, c->ioas_id);
+    return 0;
+}
+
+int vfio_container_open(struct vfio_container *c)
+{
+    /* The fields a caller may preset. */
+    const char *dir = c->dev_dir, *iommu_dev = c->iommu_dev;
+    const struct vfio_sys *sys = c->sys;
+    enum vfio_iommu_mode mode = c->mode;
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    c->kvm_dev_fd = -1;
+    for (unsigned i = 0; i < VFIO_MAX_CDEVS; i++)
+        c->cdevs[i].fd = -1;
+    c->sys = sys;
+    c->dev_dir = dir ? dir : "/dev/vfio";
+    c->iommu_dev = iommu_dev ? iommu_dev : "/dev/iommu";
+    if (mode == VFIO_IOMMU_AUTO) {
+        /* The container where the kernel has one: it is what every kernel
+         * since 3.6 speaks, and what QEMU uses by default. iommufd where it
+         * is the only way (CONFIG_VFIO_CONTAINER off). */
+        char path[64];
+        snprintf(path, sizeof(path), "%s/vfio", c->dev_dir);
+        mode = !sys_of(c)->exists(path) && sys_of(c)->exists(c->iommu_dev) ? VFIO_IOMMU_IOMMUFD
+                                                                             : VFIO_IOMMU_TYPE1;
+    }
+    return mode == VFIO_IOMMU_IOMMUFD ? open_iommufd(c) : open_type1(c);
+}
+
+static int dma_ioctl_unmap(struct vfio_container *c, uint64_t iova, uint64_t size);
 
 void vfio_container_close(struct vfio_container *c)
 {
     if (c->fd < 0 && !c->nr_groups)
         return;
-    if (c->iommu_set) {
-        for (unsigned i = 0; i < c->nr_dma; i++) {
-            struct vfio_iommu_type1_dma_unmap um = {
-                .argsz = sizeof(um), .iova = c->dma[i].iova, .size = c->dma[i].size,
-            };
-            if (ioctl(c->fd, VFIO_IOMMU_UNMAP_DMA, &um) < 0)
-                log_warn(COMP, "DMA unmap of 0x%llx+0x%llx: %s", (unsigned long long)um.iova,
-                         (unsigned long long)um.size, strerror(errno));
-        }
-    }
+    if (c->iommu_set)
+        for (unsigned i = 0; i < c->nr_dma; i++)
+            dma_ioctl_unmap(c, c->dma[i].iova, c->dma[i].size);
     free(c->dma);
     c->dma = NULL;
     c->nr_dma = c->cap_dma = 0;
@@ -110,16 +226,24 @@ void vfio_container_close(struct vfio_container *c)
         if (!g->users)
             continue;
         kvm_del_group(c, g);
-        if (ioctl(g->fd, VFIO_GROUP_UNSET_CONTAINER) < 0)
+        if (vfio_ioctl(c, g->fd, VFIO_GROUP_UNSET_CONTAINER, NULL) < 0)
             log_warn(COMP, "group %d: VFIO_GROUP_UNSET_CONTAINER: %s", g->id, strerror(errno));
-        close(g->fd);
+        sys_close(c, g->fd);
     }
     c->nr_groups = 0;
+    for (unsigned i = 0; i < VFIO_MAX_CDEVS; i++)
+        if (c->cdevs[i].fd >= 0)
+            vfio_container_close_cdev(c, c->cdevs[i].fd);
+    if (c->mode == VFIO_IOMMU_IOMMUFD && c->iommu_set) {
+        struct iommu_destroy d = { .size = sizeof(d), .id = c->ioas_id };
+        if (vfio_ioctl(c, c->fd, IOMMU_DESTROY, &d) < 0)
+            log_warn(COMP, "IOMMU_DESTROY of IOAS %u: %s", c->ioas_id, strerror(errno));
+    }
     if (c->kvm_dev_fd >= 0)
-        close(c->kvm_dev_fd);
+        sys_close(c, c->kvm_dev_fd);
     c->kvm_dev_fd = -1;
     if (c->fd >= 0)
-        close(c->fd);
+        sys_close(c, c->fd);
     c->fd = -1;
     c->iommu_set = false;
 }
@@ -196,14 +320,29 @@ int vfio_group_check(const struct host_ctx *hc, int group, const char *bdf, char
 
 static int dma_ioctl_map(struct vfio_container *c, const struct vfio_dma *d)
 {
-    struct vfio_iommu_type1_dma_map m = {
-        .argsz = sizeof(m),
-        .flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-        .vaddr = (uint64_t)(uintptr_t)d->hva,
-        .iova = d->iova,
-        .size = d->size,
-    };
-    if (ioctl(c->fd, VFIO_IOMMU_MAP_DMA, &m) == 0)
+    int r;
+    if (c->mode == VFIO_IOMMU_IOMMUFD) {
+        struct iommu_ioas_map m = {
+            .size = sizeof(m),
+            .flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+                     IOMMU_IOAS_MAP_WRITEABLE,
+            .ioas_id = c->ioas_id,
+            .user_va = (uint64_t)(uintptr_t)d->hva,
+            .length = d->size,
+            .iova = d->iova,
+        };
+        r = vfio_ioctl(c, c->fd, IOMMU_IOAS_MAP, &m);
+    } else {
+        struct vfio_iommu_type1_dma_map m = {
+            .argsz = sizeof(m),
+            .flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+            .vaddr = (uint64_t)(uintptr_t)d->hva,
+            .iova = d->iova,
+            .size = d->size,
+        };
+        r = vfio_ioctl(c, c->fd, VFIO_IOMMU_MAP_DMA, &m);
+    }
+    if (r == 0)
         return 0;
     int e = errno;
     if (e == ENOMEM)
@@ -216,10 +355,21 @@ static int dma_ioctl_map(struct vfio_container *c, const struct vfio_dma *d)
     return -e;
 }
 
+/* Both interfaces unmap whole mappings only (iommufd.h: "Splitting or
+ * truncating ranges is not allowed"), so callers pass what was mapped. */
 static int dma_ioctl_unmap(struct vfio_container *c, uint64_t iova, uint64_t size)
 {
-    struct vfio_iommu_type1_dma_unmap um = { .argsz = sizeof(um), .iova = iova, .size = size };
-    if (ioctl(c->fd, VFIO_IOMMU_UNMAP_DMA, &um) == 0)
+    int r;
+    if (c->mode == VFIO_IOMMU_IOMMUFD) {
+        struct iommu_ioas_unmap um = {
+            .size = sizeof(um), .ioas_id = c->ioas_id, .iova = iova, .length = size,
+        };
+        r = vfio_ioctl(c, c->fd, IOMMU_IOAS_UNMAP, &um);
+    } else {
+        struct vfio_iommu_type1_dma_unmap um = { .argsz = sizeof(um), .iova = iova, .size = size };
+        r = vfio_ioctl(c, c->fd, VFIO_IOMMU_UNMAP_DMA, &um);
+    }
+    if (r == 0)
         return 0;
     int e = errno;
     log_err(COMP, "DMA unmap of 0x%llx+0x%llx failed: %s", (unsigned long long)iova,
@@ -316,6 +466,10 @@ int vfio_container_map_gm(struct vfio_container *c, const struct gm *gm)
 int vfio_container_get_group(struct vfio_container *c, int group, const char *bdf,
                              struct vfio_group **out)
 {
+    if (c->mode == VFIO_IOMMU_IOMMUFD) {
+        log_err(COMP, "%s: internal: a group asked for with iommufd", bdf);
+        return -EINVAL;
+    }
     unsigned slot = c->nr_groups;
     for (unsigned i = 0; i < c->nr_groups; i++) {
         if (!c->groups[i].users) {
@@ -335,7 +489,7 @@ int vfio_container_get_group(struct vfio_container *c, int group, const char *bd
     }
     char path[64];
     snprintf(path, sizeof(path), "%s/%d", c->dev_dir, group);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = sys_of(c)->open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         if (e == EBUSY)
@@ -350,33 +504,33 @@ int vfio_container_get_group(struct vfio_container *c, int group, const char *bd
         return -e;
     }
     struct vfio_group_status st = { .argsz = sizeof(st) };
-    if (ioctl(fd, VFIO_GROUP_GET_STATUS, &st) < 0) {
+    if (vfio_ioctl(c, fd, VFIO_GROUP_GET_STATUS, &st) < 0) {
         int e = errno;
         log_err(COMP, "%s: VFIO_GROUP_GET_STATUS on group %d: %s", bdf, group, strerror(e));
-        close(fd);
+        sys_close(c, fd);
         return -e;
     }
     if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE)) {
         log_err(COMP, "%s: IOMMU group %d is not viable: every device in it must be bound to "
                 "vfio-pci (or have no driver); `minivmm host groups` lists them, "
                 "`minivmm host bind %s` binds them", bdf, group, bdf);
-        close(fd);
+        sys_close(c, fd);
         return -EBUSY;
     }
-    if (ioctl(fd, VFIO_GROUP_SET_CONTAINER, &c->fd) < 0) {
+    if (vfio_ioctl(c, fd, VFIO_GROUP_SET_CONTAINER, &c->fd) < 0) {
         int e = errno;
         log_err(COMP, "%s: attaching IOMMU group %d to the container failed: %s%s", bdf, group,
                 strerror(e), e == EBUSY ? " (another process uses the group)" : "");
-        close(fd);
+        sys_close(c, fd);
         return -e;
     }
     if (!c->iommu_set) {
-        if (ioctl(c->fd, VFIO_SET_IOMMU, c->iommu_type) < 0) {
+        if (vfio_ioctl(c, c->fd, VFIO_SET_IOMMU, (void *)(uintptr_t)c->iommu_type) < 0) {
             int e = errno;
             log_err(COMP, "%s: VFIO_SET_IOMMU (type1%s): %s", bdf,
                     c->iommu_type == VFIO_TYPE1v2_IOMMU ? "v2" : "", strerror(e));
-            ioctl(fd, VFIO_GROUP_UNSET_CONTAINER);
-            close(fd);
+            vfio_ioctl(c, fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
+            sys_close(c, fd);
             return -e;
         }
         c->iommu_set = true;
@@ -387,8 +541,8 @@ int vfio_container_get_group(struct vfio_container *c, int group, const char *bd
                 for (unsigned j = 0; j < i; j++)
                     dma_ioctl_unmap(c, c->dma[j].iova, c->dma[j].size);
                 c->iommu_set = false;
-                ioctl(fd, VFIO_GROUP_UNSET_CONTAINER);
-                close(fd);
+                vfio_ioctl(c, fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
+                sys_close(c, fd);
                 return r;
             }
         }
@@ -407,8 +561,8 @@ void vfio_container_put_group(struct vfio_container *c, struct vfio_group *g)
     if (!g || !g->users || --g->users)
         return;
     kvm_del_group(c, g);
-    ioctl(g->fd, VFIO_GROUP_UNSET_CONTAINER);
-    close(g->fd);
+    vfio_ioctl(c, g->fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
+    sys_close(c, g->fd);
     g->fd = -1;                         /* the slot is free (users == 0) */
     bool any = false;
     for (unsigned i = 0; i < c->nr_groups; i++)
@@ -426,7 +580,7 @@ int vfio_container_kvm_attach(struct vfio_container *c, int vm_fd)
     if (c->kvm_dev_fd >= 0)
         return 0;
     struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
-    if (ioctl(vm_fd, KVM_CREATE_DEVICE, &cd) < 0) {
+    if (vfio_ioctl(c, vm_fd, KVM_CREATE_DEVICE, &cd) < 0) {
         int e = errno;
         log_warn(COMP, "KVM_CREATE_DEVICE(VFIO) failed: %s; KVM will not know about "
                  "non-coherent DMA", strerror(e));
@@ -436,5 +590,113 @@ int vfio_container_kvm_attach(struct vfio_container *c, int vm_fd)
     for (unsigned i = 0; i < c->nr_groups; i++)
         if (c->groups[i].users)
             kvm_add_group(c, &c->groups[i]);
+    for (unsigned i = 0; i < VFIO_MAX_CDEVS; i++)
+        if (c->cdevs[i].fd >= 0)
+            kvm_add_cdev(c, &c->cdevs[i]);
     return 0;
+}
+
+/* The vfioN under /sys/bus/pci/devices/BDF/vfio-dev/: the name of the
+ * device's node in <dev_dir>/devices/. */
+static int cdev_name(const struct host_ctx *hc, const char *bdf, char *name, size_t len)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int r = hs_list(hc, &names, &n, "/sys/bus/pci/devices/%s/vfio-dev", bdf);
+    if (r < 0)
+        return r;
+    r = -ENOENT;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = names[i];
+        if (strncmp(p, "vfio", 4) || !p[4] || strspn(p + 4, "0123456789") != strlen(p + 4) ||
+            strlen(p) >= len)
+            continue;
+        snprintf(name, len, "%s", p);
+        r = 0;
+        break;
+    }
+    hs_list_free(names, n);
+    return r;
+}
+
+int vfio_container_open_cdev(struct vfio_container *c, const struct host_ctx *hc, const char *bdf,
+                             int *dev_fd)
+{
+    *dev_fd = -1;
+    if (c->mode != VFIO_IOMMU_IOMMUFD || c->fd < 0) {
+        log_err(COMP, "%s: internal: a device cdev asked for without iommufd", bdf);
+        return -EINVAL;
+    }
+    unsigned slot = VFIO_MAX_CDEVS;
+    for (unsigned i = 0; i < VFIO_MAX_CDEVS && slot == VFIO_MAX_CDEVS; i++)
+        if (c->cdevs[i].fd < 0)
+            slot = i;
+    if (slot == VFIO_MAX_CDEVS) {
+        log_err(COMP, "%s: more than %d passed-through functions", bdf, VFIO_MAX_CDEVS);
+        return -ENOSPC;
+    }
+    char name[32];
+    int r = cdev_name(hc, bdf, name, sizeof(name));
+    if (r < 0) {
+        log_err(COMP, "%s has no VFIO character device (no vfioN in /sys/bus/pci/devices/%s/"
+                "vfio-dev): it is not bound to vfio-pci (`minivmm host bind %s`), or this "
+                "kernel lacks CONFIG_VFIO_DEVICE_CDEV; --vfio-iommu type1 works without it",
+                bdf, bdf, bdf);
+        return -ENODEV;
+    }
+    char path[96];
+    snprintf(path, sizeof(path), "%s/devices/%s", c->dev_dir, name);
+    int fd = sys_of(c)->open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == EBUSY)
+            log_err(COMP, "%s: %s is already in use by another process (another minivmm or "
+                    "QEMU has this device); stop it first", bdf, path);
+        else
+            log_err(COMP, "%s: cannot open %s: %s (run minivmm as root, or give this user the "
+                    "VFIO device nodes)", bdf, path, strerror(e));
+        return -e;
+    }
+    struct vfio_device_bind_iommufd bind = {
+        .argsz = sizeof(bind), .iommufd = c->fd,
+    };
+    if (vfio_ioctl(c, fd, VFIO_DEVICE_BIND_IOMMUFD, &bind) < 0) {
+        int e = errno;
+        log_err(COMP, "%s: VFIO_DEVICE_BIND_IOMMUFD (%s): %s%s", bdf, path, strerror(e),
+                e == EBUSY ? " (the device is in use, or another device of its IOMMU group is "
+                "bound to a host driver)" : "");
+        sys_close(c, fd);
+        return -e;
+    }
+    struct vfio_device_attach_iommufd_pt at = {
+        .argsz = sizeof(at), .pt_id = c->ioas_id,
+    };
+    if (vfio_ioctl(c, fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at) < 0) {
+        int e = errno;
+        log_err(COMP, "%s: VFIO_DEVICE_ATTACH_IOMMUFD_PT to IOAS %u: %s", bdf, c->ioas_id,
+                strerror(e));
+        sys_close(c, fd);       /* closing unbinds */
+        return -e;
+    }
+    log_info(COMP, "%s: %s bound to iommufd (device id %u), attached to IOAS %u", bdf, path,
+             bind.out_devid, c->ioas_id);
+    c->cdevs[slot] = (struct vfio_cdev){ .fd = fd };
+    kvm_add_cdev(c, &c->cdevs[slot]);
+    *dev_fd = fd;
+    return 0;
+}
+
+void vfio_container_close_cdev(struct vfio_container *c, int dev_fd)
+{
+    if (dev_fd < 0)
+        return;
+    for (unsigned i = 0; i < VFIO_MAX_CDEVS; i++) {
+        struct vfio_cdev *d = &c->cdevs[i];
+        if (d->fd != dev_fd)
+            continue;
+        kvm_del_cdev(c, d);
+        sys_close(c, d->fd);
+        d->fd = -1;
+        return;
+    }
 }

@@ -13,8 +13,23 @@
  * range added or removed) is one call, and groups attached later get the
  * mappings made before them.
  *
- * The iommufd character-device flow (VFIO_DEVICE_BIND_IOMMUFD, Linux 6.6+)
- * is not implemented: the installed uapi headers (6.1) do not have it. */
+ * The iommufd flow (Linux 6.6+ with CONFIG_IOMMUFD and
+ * CONFIG_VFIO_DEVICE_CDEV; Documentation/driver-api/vfio.rst, "VFIO device
+ * cdev"), chosen with --vfio-iommu iommufd, or by auto when the kernel has
+ * no /dev/vfio/vfio:
+ *
+ *   open /dev/iommu; IOMMU_IOAS_ALLOC: one I/O address space for the VM
+ *   guest RAM: IOMMU_IOAS_MAP (FIXED_IOVA, iova = guest-physical address)
+ *   per function: open /dev/vfio/devices/vfioN (N from sysfs vfio-dev/);
+ *              VFIO_DEVICE_BIND_IOMMUFD; VFIO_DEVICE_ATTACH_IOMMUFD_PT(IOAS)
+ *   KVM:       KVM_DEV_VFIO_FILE_ADD with the device fd
+ *
+ * No group is opened then; the IOMMU group is still checked in sysfs,
+ * because binding needs every device of the group out of the kernel's DMA
+ * use, and the message says how.
+ *
+ * Every open, close and ioctl goes through struct vfio_sys, so the unit
+ * tests can stand in for the kernel and check the exact sequence. */
 #ifndef MINIVMM_VFIO_CONTAINER_H
 #define MINIVMM_VFIO_CONTAINER_H
 #include <stdbool.h>
@@ -24,6 +39,26 @@
 #include "vfio/host_sysfs.h"
 
 #define VFIO_MAX_GROUPS 16
+#define VFIO_MAX_CDEVS  16
+
+/* How minivmm reaches the kernel: the real calls unless a test sets its
+ * own. ioctl's integer arguments (VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU)
+ * travel in arg. Each returns what the libc call does (-1 and errno). */
+struct vfio_sys {
+    int (*open)(const char *path, int flags);
+    int (*close)(int fd);
+    int (*ioctl)(int fd, unsigned long req, void *arg);
+    int (*exists)(const char *path);    /* 1 if the path exists */
+};
+extern const struct vfio_sys vfio_sys_kernel;
+
+/* --vfio-iommu: which IOMMU interface of the kernel to use. */
+enum vfio_iommu_mode {
+    VFIO_IOMMU_AUTO = 0,        /* type1 if /dev/vfio/vfio exists, else iommufd */
+    VFIO_IOMMU_TYPE1,           /* group + container, VFIO_TYPE1v2_IOMMU */
+    VFIO_IOMMU_IOMMUFD,         /* /dev/iommu + device cdevs */
+};
+const char *vfio_iommu_mode_name(enum vfio_iommu_mode m);
 
 struct gm;
 
@@ -39,20 +74,39 @@ struct vfio_dma {
     void *hva;
 };
 
+/* A function opened through its cdev (iommufd), for KVM's VFIO device. */
+struct vfio_cdev {
+    int fd;                     /* -1: free slot */
+    bool in_kvm;
+};
+
 struct vfio_container {
-    int fd;                     /* /dev/vfio/vfio, -1 when closed */
+    /* Preset by the caller (kept by vfio_container_open): */
+    const struct vfio_sys *sys; /* NULL: vfio_sys_kernel */
+    enum vfio_iommu_mode mode;  /* asked; after open: TYPE1 or IOMMUFD */
+    const char *dev_dir;        /* "/dev/vfio" */
+    const char *iommu_dev;      /* "/dev/iommu" */
+
+    int fd;                     /* /dev/vfio/vfio or /dev/iommu, -1 when closed */
     unsigned long iommu_type;   /* VFIO_TYPE1v2_IOMMU or VFIO_TYPE1_IOMMU */
-    bool iommu_set;             /* VFIO_SET_IOMMU done (needs a group) */
+    bool iommu_set;             /* mappings reach the kernel: VFIO_SET_IOMMU
+                                   done (needs a group), or the IOAS exists */
+    uint32_t ioas_id;           /* iommufd: the VM's IOAS */
     struct vfio_group groups[VFIO_MAX_GROUPS];  /* users == 0: free slot */
     unsigned nr_groups;         /* slots in use or freed (high-water mark) */
     struct vfio_dma *dma;
     unsigned nr_dma, cap_dma;
+    struct vfio_cdev cdevs[VFIO_MAX_CDEVS];
     int kvm_dev_fd;             /* KVM VFIO pseudo-device, -1 = none */
-    const char *dev_dir;        /* "/dev/vfio" */
 };
 
-/* Open /dev/vfio/vfio and check the API and a type1 IOMMU. Errors are
- * logged with what to do (module not loaded, no IOMMU, permissions). */
+/* The same ioctl the container's sys makes (devices use it too). */
+int vfio_ioctl(const struct vfio_container *c, int fd, unsigned long req, void *arg);
+
+/* Open the IOMMU context c->mode asks for: /dev/vfio/vfio with the API
+ * and a type1 IOMMU checked, or /dev/iommu with an IOAS allocated. Errors
+ * are logged with what to do (module not loaded, no IOMMU, no iommufd in
+ * this kernel, permissions). */
 int vfio_container_open(struct vfio_container *c);
 /* Undo everything: DMA maps, groups (out of KVM too), the container. */
 void vfio_container_close(struct vfio_container *c);
@@ -77,6 +131,16 @@ int vfio_container_get_group(struct vfio_container *c, int group, const char *bd
                              struct vfio_group **out);
 void vfio_container_put_group(struct vfio_container *c, struct vfio_group *g);
 
+/* iommufd: open the VFIO character device of bdf (the vfioN that sysfs
+ * lists under /sys/bus/pci/devices/BDF/vfio-dev/), bind it to the iommufd
+ * and attach it to the IOAS. The fd in *dev_fd, or -errno logged naming
+ * the device: -ENODEV when it has no cdev (the message says why that may
+ * be and to use --vfio-iommu type1), -EBUSY when another process has it. */
+int vfio_container_open_cdev(struct vfio_container *c, const struct host_ctx *hc, const char *bdf,
+                             int *dev_fd);
+/* Out of KVM, closed; the device is unbound from the iommufd with it. */
+void vfio_container_close_cdev(struct vfio_container *c, int dev_fd);
+
 /* DMA: map [iova, iova+size) to hva for the devices (read and write), or
  * unmap any part of what was mapped (mappings cut in two are re-mapped
  * around the hole). Both keep the list; before the first group they only
@@ -86,8 +150,8 @@ int vfio_container_dma_unmap(struct vfio_container *c, uint64_t iova, uint64_t s
 /* Map every RAM region of gm. */
 int vfio_container_map_gm(struct vfio_container *c, const struct gm *gm);
 
-/* Create the KVM VFIO device on vm_fd and add every group (and the groups
- * attached later). Failure is only warned about: KVM then does not know
+/* Create the KVM VFIO device on vm_fd and add every group or device cdev
+ * (and those attached later). Failure is only warned about: KVM then does not know
  * the device may do non-coherent DMA, which matters on hosts whose IOMMU
  * does not enforce snooping. */
 int vfio_container_kvm_attach(struct vfio_container *c, int vm_fd);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vfio/iommufd_uapi.h"
 #include "vmm/log.h"
 
 #define COMP "vfio"
@@ -76,7 +77,7 @@ static int get_region(struct vfio_device *d, unsigned index)
         return -ENOMEM;
     info->argsz = (uint32_t)sz;
     info->index = index;
-    if (ioctl(d->fd, VFIO_DEVICE_GET_REGION_INFO, info) < 0) {
+    if (vfio_ioctl(d->container, d->fd, VFIO_DEVICE_GET_REGION_INFO, info) < 0) {
         int e = errno;
         free(info);
         return e == EINVAL ? 0 : -e;    /* region absent */
@@ -91,7 +92,7 @@ static int get_region(struct vfio_device *d, unsigned index)
         }
         big->argsz = (uint32_t)sz;
         big->index = index;
-        if (ioctl(d->fd, VFIO_DEVICE_GET_REGION_INFO, big) < 0) {
+        if (vfio_ioctl(d->container, d->fd, VFIO_DEVICE_GET_REGION_INFO, big) < 0) {
             int e = errno;
             free(big);
             free(info);
@@ -133,22 +134,29 @@ int vfio_device_open(struct vfio_container *c, const struct host_ctx *hc, const 
         log_err(COMP, "%s", err);
         return r;
     }
-    r = vfio_container_get_group(c, d->group_id, d->bdf, &d->group);
-    if (r < 0)
-        return r;
-    d->fd = ioctl(d->group->fd, VFIO_GROUP_GET_DEVICE_FD, d->bdf);
-    if (d->fd < 0) {
-        r = -errno;
-        if (r == -EBUSY)
-            log_err(COMP, "%s: the device is already in use (another minivmm or QEMU has it)",
-                    d->bdf);
-        else
-            log_err(COMP, "%s: VFIO_GROUP_GET_DEVICE_FD in group %d: %s", d->bdf,
-                    d->group_id, strerror(-r));
-        goto fail;
+    if (c->mode == VFIO_IOMMU_IOMMUFD) {
+        r = vfio_container_open_cdev(c, hc, d->bdf, &d->fd);
+        if (r < 0)
+            return r;
+        d->cdev = true;
+    } else {
+        r = vfio_container_get_group(c, d->group_id, d->bdf, &d->group);
+        if (r < 0)
+            return r;
+        d->fd = vfio_ioctl(c, d->group->fd, VFIO_GROUP_GET_DEVICE_FD, d->bdf);
+        if (d->fd < 0) {
+            r = -errno;
+            if (r == -EBUSY)
+                log_err(COMP, "%s: the device is already in use (another minivmm or QEMU has "
+                        "it)", d->bdf);
+            else
+                log_err(COMP, "%s: VFIO_GROUP_GET_DEVICE_FD in group %d: %s", d->bdf,
+                        d->group_id, strerror(-r));
+            goto fail;
+        }
     }
     struct vfio_device_info info = { .argsz = sizeof(info) };
-    if (ioctl(d->fd, VFIO_DEVICE_GET_INFO, &info) < 0) {
+    if (vfio_ioctl(d->container, d->fd, VFIO_DEVICE_GET_INFO, &info) < 0) {
         r = -errno;
         log_err(COMP, "%s: VFIO_DEVICE_GET_INFO: %s", d->bdf, strerror(-r));
         goto fail;
@@ -175,7 +183,7 @@ int vfio_device_open(struct vfio_container *c, const struct host_ctx *hc, const 
     }
     for (unsigned i = 0; i < VFIO_PCI_NUM_IRQS && i < d->num_irqs; i++) {
         struct vfio_irq_info ii = { .argsz = sizeof(ii), .index = i };
-        if (ioctl(d->fd, VFIO_DEVICE_GET_IRQ_INFO, &ii) == 0) {
+        if (vfio_ioctl(d->container, d->fd, VFIO_DEVICE_GET_IRQ_INFO, &ii) == 0) {
             d->irq_count[i] = ii.count;
             d->irq_flags[i] = ii.flags;
         }
@@ -188,9 +196,12 @@ fail:
 
 void vfio_device_close(struct vfio_device *d)
 {
-    if (d->fd >= 0)
+    if (d->fd >= 0 && d->cdev)
+        vfio_container_close_cdev(d->container, d->fd);
+    else if (d->fd >= 0)
         close(d->fd);
     d->fd = -1;
+    d->cdev = false;
     if (d->group)
         vfio_container_put_group(d->container, d->group);
     d->group = NULL;
@@ -261,7 +272,7 @@ int vfio_device_set_irqs(struct vfio_device *d, unsigned index, uint32_t action,
     s->count = count;
     if (fds)
         memcpy(s->data, fds, count * sizeof(int32_t));
-    int r = ioctl(d->fd, VFIO_DEVICE_SET_IRQS, s) < 0 ? -errno : 0;
+    int r = vfio_ioctl(d->container, d->fd, VFIO_DEVICE_SET_IRQS, s) < 0 ? -errno : 0;
     free(s);
     return r;
 }
@@ -363,11 +374,13 @@ int vfio_rom_load_file(const char *path, uint8_t **buf, size_t *len)
 }
 
 /* Secondary bus reset through VFIO: every affected device must be in a
- * group we hold; the group fds prove it to the kernel. */
+ * group we hold; the group fds prove it to the kernel. With iommufd the
+ * devices bound to our iommufd prove it, and no fds are passed. */
 static int hot_reset(struct vfio_device *d, struct vfio_device *const *devs, unsigned nr_devs)
 {
     struct vfio_pci_hot_reset_info probe = { .argsz = sizeof(probe) };
-    if (ioctl(d->fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, &probe) < 0 && errno != ENOSPC)
+    if (vfio_ioctl(d->container, d->fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, &probe) < 0 &&
+        errno != ENOSPC)
         return -errno;
     if (!probe.count || probe.count > 256)
         return -ENOTSUP;
@@ -376,7 +389,7 @@ static int hot_reset(struct vfio_device *d, struct vfio_device *const *devs, uns
     if (!info)
         return -ENOMEM;
     info->argsz = (uint32_t)sz;
-    if (ioctl(d->fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info) < 0) {
+    if (vfio_ioctl(d->container, d->fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, info) < 0) {
         int e = errno;
         free(info);
         return -e;
@@ -384,7 +397,23 @@ static int hot_reset(struct vfio_device *d, struct vfio_device *const *devs, uns
     int32_t fds[VFIO_MAX_GROUPS];
     unsigned nfds = 0;
     int r = 0;
-    for (uint32_t i = 0; i < info->count && i < probe.count; i++) {
+    if (d->cdev) {
+        /* iommufd: the kernel reports device ids and checks ownership by
+         * the iommufd itself; the reset then takes no fds (vfio.h). */
+        for (uint32_t i = 0; i < info->count && i < probe.count; i++) {
+            const struct vfio_pci_dependent_device *dep = &info->devices[i];
+            if (!(info->flags & VFIO_PCI_HOT_RESET_FLAG_DEV_ID) ||
+                dep->group_id != (uint32_t)VFIO_PCI_DEVID_NOT_OWNED)
+                continue;
+            log_warn(COMP, "%s: a bus reset would also reset %04x:%02x:%02x.%x, which minivmm "
+                     "does not hold; pass it through as well (--device vfio,host=%04x:%02x:"
+                     "%02x.%x) or use a slot where the GPU is alone", d->bdf, dep->segment,
+                     dep->bus, dep->devfn >> 3, dep->devfn & 7, dep->segment, dep->bus,
+                     dep->devfn >> 3, dep->devfn & 7);
+            r = -EPERM;
+        }
+    }
+    for (uint32_t i = 0; !d->cdev && i < info->count && i < probe.count; i++) {
         const struct vfio_pci_dependent_device *dep = &info->devices[i];
         const struct vfio_group *g = NULL;
         for (unsigned k = 0; k < nr_devs; k++)
@@ -415,7 +444,7 @@ static int hot_reset(struct vfio_device *d, struct vfio_device *const *devs, uns
     hr->argsz = (uint32_t)rsz;
     hr->count = nfds;
     memcpy(hr->group_fds, fds, nfds * sizeof(int32_t));
-    if (ioctl(d->fd, VFIO_DEVICE_PCI_HOT_RESET, hr) < 0)
+    if (vfio_ioctl(d->container, d->fd, VFIO_DEVICE_PCI_HOT_RESET, hr) < 0)
         r = -errno;
     free(hr);
     return r;
@@ -425,7 +454,7 @@ int vfio_device_reset(struct vfio_device *d, struct vfio_device *const *devs, un
 {
     int r1 = -ENOTSUP;
     if (d->flags & VFIO_DEVICE_FLAGS_RESET) {
-        if (ioctl(d->fd, VFIO_DEVICE_RESET) == 0)
+        if (vfio_ioctl(d->container, d->fd, VFIO_DEVICE_RESET, NULL) == 0)
             return 0;
         r1 = -errno;
     }

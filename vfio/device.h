@@ -42,7 +42,8 @@ struct vfio_device {
     char bdf[HOST_BDF_LEN];
     int fd;
     int group_id;
-    struct vfio_group *group;
+    struct vfio_group *group;   /* type1; NULL with iommufd */
+    bool cdev;                  /* fd is the device cdev, bound to the iommufd */
     struct vfio_container *container;
     uint32_t flags;             /* VFIO_DEVICE_FLAGS_* */
     uint32_t num_regions, num_irqs;

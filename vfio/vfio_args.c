@@ -14,9 +14,11 @@ const char vfio_args_usage[] =
     "  --device vfio,host=BDF[,rom=FILE][,rombar=off]   pass any PCI function (repeatable)\n"
     "  --rom FILE               the GPU's option ROM from FILE instead of the card\n"
     "  --hide-hypervisor        hide KVM from the guest's CPUID (drivers that refuse VMs)\n"
-    "  --bind                   bind the devices to vfio-pci at start, restore drivers at exit\n";
+    "  --bind                   bind the devices to vfio-pci at start, restore drivers at exit\n"
+    "  --vfio-iommu MODE        auto (default: the VFIO container if the kernel has one,\n"
+    "                           else iommufd), type1, or iommufd (/dev/iommu, device cdevs)\n";
 
-enum vflag { VF_GPU, VF_DEVICE, VF_ROM, VF_HIDE, VF_BIND };
+enum vflag { VF_GPU, VF_DEVICE, VF_ROM, VF_HIDE, VF_BIND, VF_IOMMU };
 
 static const struct {
     const char *name;
@@ -28,6 +30,7 @@ static const struct {
     { "--rom", true, VF_ROM },
     { "--hide-hypervisor", false, VF_HIDE },
     { "--bind", false, VF_BIND },
+    { "--vfio-iommu", true, VF_IOMMU },
 };
 
 static int find(const char *name, size_t namelen)
@@ -188,6 +191,19 @@ int vfio_args_apply(struct vfio_args *a, const char *name, size_t namelen, const
     case VF_BIND:
         a->bind = true;
         return 0;
+    case VF_IOMMU: {
+        static const enum vfio_iommu_mode modes[] = {
+            VFIO_IOMMU_AUTO, VFIO_IOMMU_TYPE1, VFIO_IOMMU_IOMMUFD,
+        };
+        for (size_t k = 0; k < sizeof(modes) / sizeof(modes[0]); k++)
+            if (!strcmp(value, vfio_iommu_mode_name(modes[k]))) {
+                a->iommu = modes[k];
+                a->iommu_given = true;
+                return 0;
+            }
+        return arg_fail(err, errlen, "--vfio-iommu %s: use auto, type1 (the VFIO container) or "
+                        "iommufd (/dev/iommu, Linux 6.6+)", value);
+    }
     }
     return -EINVAL;
 }
@@ -206,6 +222,9 @@ int vfio_args_finish(struct vfio_args *a, char *err, unsigned errlen)
         if (r < 0)
             return r;
     }
+    if (a->iommu_given && !a->nr)
+        return arg_fail(err, errlen, "--vfio-iommu %s: no device to pass through; add --gpu BDF "
+                        "or --device vfio,host=BDF", vfio_iommu_mode_name(a->iommu));
     if (a->bind && !a->nr)
         return arg_fail(err, errlen, "--bind: no device to bind; add --gpu BDF or --device vfio,host=BDF");
     return 0;

@@ -14,6 +14,10 @@
  *                              drivers that refuse to run in a VM
  *   --bind                     bind the devices (and their group) to
  *                              vfio-pci at start, restore the drivers at exit
+ *   --vfio-iommu auto|type1|iommufd
+ *                              the kernel interface for the IOMMU (see
+ *                              vfio/container.h); auto takes the VFIO
+ *                              container where the kernel has one
  *
  * BDF is DDDD:BB:DD.F or BB:DD.F (domain 0000), hex, as lspci -D prints. */
 #ifndef MINIVMM_VFIO_ARGS_H
@@ -21,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "vfio/container.h"
 #include "vfio/host_sysfs.h"
 
 #define VFIO_ARGS_MAX_DEVICES 16
@@ -38,6 +43,8 @@ struct vfio_args {
     unsigned nr;
     bool hide_hypervisor;
     bool bind;
+    enum vfio_iommu_mode iommu; /* --vfio-iommu; AUTO when not given */
+    bool iommu_given;
     const char *rom;            /* --rom, moved to the --gpu entry by finish */
 };
 

@@ -801,6 +801,7 @@ int vfio_pci_create(const struct vfio_args *a, const struct vfio_vm *vm,
                                .err = stderr };
     v->container.fd = -1;
     v->container.kvm_dev_fd = -1;
+    v->container.mode = a->iommu;
     int r = collect_functions(v, a);
     if (r < 0) {
         if (r == -ENOSPC)

@@ -1,5 +1,5 @@
 /* VFIO flags (vfio/vfio_args.c): --gpu, --device vfio,..., --rom,
- * --hide-hypervisor, --bind, driven the way vmm/config.c's loop does:
+ * --hide-hypervisor, --bind, --vfio-iommu, driven the way vmm/config.c's loop does:
  * split "--flag=value", ask vfio_args_flag, apply, finish. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -167,4 +167,21 @@ Test(vfio_args, usage_names_every_flag)
     const char *names[] = { "--gpu", "--device vfio", "--rom", "--hide-hypervisor", "--bind" };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         cr_assert(strstr(vfio_args_usage, names[i]), "%s missing from the usage", names[i]);
+}
+
+Test(vfio_args, vfio_iommu_modes)
+{
+    struct vfio_args a;
+    cr_assert_eq(PARSE(&a, "--gpu", "01:00.0"), 0, "%s", err);
+    cr_assert_eq(a.iommu, VFIO_IOMMU_AUTO, "auto when not given");
+    cr_assert_eq(PARSE(&a, "--gpu", "01:00.0", "--vfio-iommu", "iommufd"), 0, "%s", err);
+    cr_assert_eq(a.iommu, VFIO_IOMMU_IOMMUFD);
+    cr_assert_eq(PARSE(&a, "--vfio-iommu=type1", "--device", "vfio,host=02:00.0"), 0, "%s", err);
+    cr_assert_eq(a.iommu, VFIO_IOMMU_TYPE1);
+    cr_assert_eq(PARSE(&a, "--gpu", "01:00.0", "--vfio-iommu", "auto"), 0, "%s", err);
+    cr_assert_eq(a.iommu, VFIO_IOMMU_AUTO);
+    cr_assert_eq(PARSE(&a, "--gpu", "01:00.0", "--vfio-iommu", "iommu"), -EINVAL);
+    cr_assert(strstr(err, "--vfio-iommu iommu: use auto, type1") && strstr(err, "iommufd"), "%s", err);
+    cr_assert_eq(PARSE(&a, "--vfio-iommu", "iommufd"), -EINVAL, "without a device");
+    cr_assert(strstr(err, "no device to pass through"), "%s", err);
 }
