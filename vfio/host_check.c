@@ -414,11 +414,23 @@ static void check_vfio_modules(struct check_state *s)
     bool have_rel = kernel_release(s, rel, sizeof(rel));
 
     if (pci_loaded) {
+        /* Either IOMMU interface will do (vfio/container.h): the container,
+         * or iommufd with device cdevs (Linux 6.6+). */
         bool node = hs_exists(s->c, "/dev/vfio/vfio");
-        f = add(rep, node ? HOST_OK : HOST_WARN, "vfio-modules", "vfio-pci is loaded%s%s",
-                t1_loaded ? ", vfio_iommu_type1 too" : "", node ? "; /dev/vfio/vfio present" : "; but no /dev/vfio/vfio");
-        if (!node)
-            fix(f, "modprobe vfio; /dev/vfio/vfio is the container device minivmm opens");
+        bool iommufd = hs_exists(s->c, "/dev/iommu");
+        if (node)
+            add(rep, HOST_OK, "vfio-modules", "vfio-pci is loaded%s; /dev/vfio/vfio present%s",
+                t1_loaded ? ", vfio_iommu_type1 too" : "",
+                iommufd ? ", /dev/iommu too (--vfio-iommu iommufd can use it)" : "");
+        else if (iommufd)
+            add(rep, HOST_OK, "vfio-modules", "vfio-pci is loaded; no /dev/vfio/vfio, but "
+                "/dev/iommu: minivmm takes the devices through iommufd and their cdevs");
+        else {
+            f = add(rep, HOST_WARN, "vfio-modules", "vfio-pci is loaded; but no /dev/vfio/vfio "
+                    "and no /dev/iommu");
+            fix(f, "modprobe vfio (/dev/vfio/vfio, the VFIO container) or, on Linux 6.6+, "
+                "modprobe iommufd (/dev/iommu)");
+        }
         return;
     }
     if (have_rel && module_installed(s, rel, "pci/", "vfio-pci")) {

@@ -71,6 +71,8 @@ struct fx_layout {
     const char *cmdline, *vendor_id, *model, *flags, *interrupts;
     const char *osrelease, *os_release;
     bool vfio_loaded, vfio_installed;
+    int iommufd;                /* 1: /dev/iommu too; 2: /dev/iommu only, no container;
+                                   3: neither node */
     int ncpus, smt, nodes;      /* nodes 0: no node directory */
     const char *isolated, *nohz_full;
     long hp2m_nr, hp2m_free, hp1g_nr, hp1g_free;   /* -1: no such pool */
@@ -508,8 +510,11 @@ static void fx_build(const struct fx_layout *l, int flags)
     fx_write("usr/share/misc/pci.ids", fx_pci_ids);
     fx_write("dev/kvm", "");
     fx_mkdirs("run");
+    if (l->iommufd == 1 || l->iommufd == 2)
+        fx_write("dev/iommu", "");
     if (l->vfio_loaded) {
-        fx_write("dev/vfio/vfio", "");
+        if (l->iommufd < 2)
+            fx_write("dev/vfio/vfio", "");
         fx_write("sys/module/vfio/refcnt", "2\n");
         fx_write("sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts", "N\n");
     }
@@ -1805,4 +1810,27 @@ Test(host, host_main_reads_the_root_from_the_environment, .fini = fini)
     assert_json(buf);
     cr_assert(strstr(buf, "\"bdf\":\"0000:00:03.0\",\"class\":\"0x038000\""), "%s", buf);
     unsetenv("MINIVMM_SYSFS_ROOT");
+}
+
+Test(host, check_vfio_with_iommufd, .fini = fini)
+{
+    struct fx_layout l = lab;
+    l.iommufd = 1;
+    fx_build(&l, 0);
+    HOST("check", "--gpu", LAB_BOCHS);
+    const char *m = line_with("vfio-modules");
+    cr_assert(strstr(m, "ok") && strstr(m, "/dev/vfio/vfio present, /dev/iommu too"), "%s", m);
+    fx_teardown();
+    l.iommufd = 2;              /* a kernel without the container (VFIO_CONTAINER=n) */
+    fx_build(&l, 0);
+    HOST("check", "--gpu", LAB_BOCHS);
+    m = line_with("vfio-modules");
+    cr_assert(strstr(m, "ok") && strstr(m, "no /dev/vfio/vfio, but /dev/iommu"), "%s", m);
+    fx_teardown();
+    l.iommufd = 3;
+    fx_build(&l, 0);
+    HOST("check", "--gpu", LAB_BOCHS);
+    m = line_with("vfio-modules");
+    cr_assert(strstr(m, "warn") && strstr(m, "no /dev/vfio/vfio and no /dev/iommu"), "%s", m);
+    OUT_HAS("modprobe iommufd");
 }
