@@ -9,6 +9,10 @@ LAB_MODULES="irqbypass kvm ccp kvm-amd vfio vfio_iommu_type1 vfio-pci-core vfio-
 # Modules L2 guests may load (virtio disk/net, nvme), in dependency order.
 LAB_L2_MODULES="virtio_blk failover net_failover virtio_net nvme-auth nvme-core nvme qemu_fw_cfg crc16 crc32c_generic mbcache jbd2 ext4 uio uio_pci_generic"
 LAB_QEMU_VERSION=10.0.13
+# The opt-in L1 kernel with iommufd (LAB_L1_KERNEL=iommufd): Debian's
+# linux-source-6.12 at this version (the stock kernel's own), configured by
+# ../l1-iommufd.config, built by ../build-l1-iommufd-kernel.
+LAB_L1_IOMMUFD_SRC=${LAB_L1_IOMMUFD_SRC:-6.12.117-1~deb12u1}
 
 log() { printf '[lab] %s\n' "$*" >&2; }
 die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }
@@ -21,4 +25,8 @@ l0_qemu_dir() {
 kernel_dir() {
     local h; h=$(echo "$LAB_MODULES $LAB_L2_MODULES" | sha256sum | cut -c1-8)
     echo "$LAB_CACHE/kernel-$LAB_KVER-$h"
+}
+l1_iommufd_kernel_dir() {
+    local h; h=$(sha256sum "$(lab_dir)/l1-iommufd.config" | cut -c1-12)
+    echo "$LAB_CACHE/kernel-iommufd-$LAB_L1_IOMMUFD_SRC-$h"
 }

@@ -43,6 +43,11 @@ bdf_of() {
     return 1
 }
 
+# vfio_pci_ready: the vfio-pci driver is registered (the stock L1 kernel
+# insmods it; the opt-in iommufd L1 kernel has it built in, so it is not in
+# /proc/modules there)
+vfio_pci_ready() { [ -d /sys/bus/pci/drivers/vfio-pci ]; }
+
 driver_of() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null || true; }
 
 # bind_vfio BDF: move a device to vfio-pci (driver_override), wait for its group node
