@@ -12,23 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixture_tree.h"
 #include "vfio/container.h"
 #include "vmm/gm.h"
 
 static char root[128];
-
-static void mkdirs(const char *rel)
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/%s", root, rel);
-    for (char *s = p + strlen(root) + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            mkdir(p, 0755);
-            *s = '/';
-        }
-    mkdir(p, 0755);
-}
 
 static void put_file(const char *rel, const char *text)
 {
@@ -52,12 +40,12 @@ static void add_dev(const char *bdf, int grp, const char *drv, const char *cls)
 {
     char rel[256], tgt[256];
     snprintf(rel, sizeof(rel), "sys/bus/pci/devices/%s", bdf);
-    mkdirs(rel);
+    fixture_mkdirs(root, rel);
     snprintf(rel, sizeof(rel), "sys/bus/pci/devices/%s/class", bdf);
     put_file(rel, cls);
     if (grp >= 0) {
         snprintf(rel, sizeof(rel), "sys/kernel/iommu_groups/%d/devices", grp);
-        mkdirs(rel);
+        fixture_mkdirs(root, rel);
         snprintf(rel, sizeof(rel), "sys/kernel/iommu_groups/%d/devices/%s", grp, bdf);
         snprintf(tgt, sizeof(tgt), "../../../../bus/pci/devices/%s", bdf);
         put_link(rel, tgt);
@@ -67,7 +55,7 @@ static void add_dev(const char *bdf, int grp, const char *drv, const char *cls)
     }
     if (drv[0]) {
         snprintf(rel, sizeof(rel), "sys/bus/pci/drivers/%s", drv);
-        mkdirs(rel);
+        fixture_mkdirs(root, rel);
         snprintf(rel, sizeof(rel), "sys/bus/pci/devices/%s/driver", bdf);
         snprintf(tgt, sizeof(tgt), "../../../../bus/pci/drivers/%s", drv);
         put_link(rel, tgt);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixture_tree.h"
 #include "vfio/container.h"
 #include "vfio/device.h"
 #include "vfio/iommufd_uapi.h"
@@ -321,18 +322,6 @@ static const struct vfio_sys fk_sys = {
 static char root[128];
 static struct host_ctx hc;
 
-static void mkdir_p(const char *rel)
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/%s", root, rel);
-    for (char *s = p + strlen(root) + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            mkdir(p, 0755);
-            *s = '/';
-        }
-    mkdir(p, 0755);
-}
 
 static struct vfio_container c;
 
@@ -345,8 +334,8 @@ static void setup(void)
     cr_assert(mkdtemp(root));
     hc = (struct host_ctx){ .root = root, .out = stderr, .err = stderr };
     /* 0000:01:00.0 bound to vfio-pci with cdev vfio3; 0000:02:00.0 without one */
-    mkdir_p("sys/bus/pci/devices/0000:01:00.0/vfio-dev/vfio3");
-    mkdir_p("sys/bus/pci/devices/0000:02:00.0");
+    fixture_mkdirs(root, "sys/bus/pci/devices/0000:01:00.0/vfio-dev/vfio3");
+    fixture_mkdirs(root, "sys/bus/pci/devices/0000:02:00.0");
     memset(&c, 0, sizeof(c));
     c.sys = &fk_sys;
     c.dev_dir = "/fake/dev/vfio";
@@ -374,6 +363,17 @@ static bool fk_has(uint64_t iova, uint64_t len, uint64_t va)
 
 #define LOG_IS(want) cr_assert_str_eq(fk.log, want)
 
+/* Open c on iommufd (IOAS FK_IOAS); with_cdev: 0000:01:00.0's vfio3 node
+ * exists too. */
+static void open_iommufd(bool with_cdev)
+{
+    c.mode = VFIO_IOMMU_IOMMUFD;
+    fk.exists[0] = "/fake/dev/iommu";
+    if (with_cdev)
+        fk.exists[1] = "/fake/dev/vfio/devices/vfio3";
+    cr_assert_eq(vfio_container_open(&c), 0);
+}
+
 Test(vfio_iommu, uapi_matches_the_kernel)
 {
     /* Sizes and numbers of Linux 6.12's include/uapi/linux/iommufd.h and
@@ -395,9 +395,7 @@ Test(vfio_iommu, uapi_matches_the_kernel)
 
 Test(vfio_iommu, iommufd_ioas_takes_guest_ram_before_any_device)
 {
-    c.mode = VFIO_IOMMU_IOMMUFD;
-    fk.exists[0] = "/fake/dev/iommu";
-    cr_assert_eq(vfio_container_open(&c), 0);
+    open_iommufd(false);
     cr_assert_eq(c.mode, VFIO_IOMMU_IOMMUFD);
     cr_assert_eq(c.ioas_id, FK_IOAS);
     cr_assert_eq(vfio_container_dma_map(&c, 0, 0x80000000, (void *)0x7f0000000000), 0);
@@ -413,9 +411,7 @@ Test(vfio_iommu, iommufd_ioas_takes_guest_ram_before_any_device)
 
 Test(vfio_iommu, iommufd_hole_in_ram_unmaps_whole_and_maps_around)
 {
-    c.mode = VFIO_IOMMU_IOMMUFD;
-    fk.exists[0] = "/fake/dev/iommu";
-    cr_assert_eq(vfio_container_open(&c), 0);
+    open_iommufd(false);
     cr_assert_eq(vfio_container_dma_map(&c, 0, 0x100000000, (void *)0x10000000000), 0);
     fk.log[0] = 0;
     /* iommufd refuses to cut a mapping (the fake too): whole, then around */
@@ -476,10 +472,7 @@ Test(vfio_iommu, auto_with_neither_reports_the_container)
 
 Test(vfio_iommu, cdev_bound_attached_and_given_to_kvm)
 {
-    c.mode = VFIO_IOMMU_IOMMUFD;
-    fk.exists[0] = "/fake/dev/iommu";
-    fk.exists[1] = "/fake/dev/vfio/devices/vfio3";
-    cr_assert_eq(vfio_container_open(&c), 0);
+    open_iommufd(true);
     cr_assert_eq(vfio_container_dma_map(&c, 0, 0x40000000, (void *)0x7f0000000000), 0);
     int fd = -1;
     cr_assert_eq(vfio_container_open_cdev(&c, &hc, "0000:01:00.0", &fd), 0);
@@ -500,10 +493,7 @@ Test(vfio_iommu, cdev_bound_attached_and_given_to_kvm)
 
 Test(vfio_iommu, close_releases_cdevs_still_open)
 {
-    c.mode = VFIO_IOMMU_IOMMUFD;
-    fk.exists[0] = "/fake/dev/iommu";
-    fk.exists[1] = "/fake/dev/vfio/devices/vfio3";
-    cr_assert_eq(vfio_container_open(&c), 0);
+    open_iommufd(true);
     int fd;
     cr_assert_eq(vfio_container_open_cdev(&c, &hc, "0000:01:00.0", &fd), 0);
     cr_assert_eq(vfio_container_dma_map(&c, 0, 0x1000, (void *)0x1000), 0);
@@ -513,9 +503,7 @@ Test(vfio_iommu, close_releases_cdevs_still_open)
 
 Test(vfio_iommu, cdev_missing_names_the_fix)
 {
-    c.mode = VFIO_IOMMU_IOMMUFD;
-    fk.exists[0] = "/fake/dev/iommu";
-    cr_assert_eq(vfio_container_open(&c), 0);
+    open_iommufd(false);
     fk.log[0] = 0;
     int fd = 5;
     cr_assert_eq(vfio_container_open_cdev(&c, &hc, "0000:02:00.0", &fd), -ENODEV);
@@ -527,11 +515,8 @@ Test(vfio_iommu, cdev_missing_names_the_fix)
 
 Test(vfio_iommu, cdev_in_use_elsewhere)
 {
-    c.mode = VFIO_IOMMU_IOMMUFD;
-    fk.exists[0] = "/fake/dev/iommu";
-    fk.exists[1] = "/fake/dev/vfio/devices/vfio3";
     fk.busy = "/fake/dev/vfio/devices/vfio3";
-    cr_assert_eq(vfio_container_open(&c), 0);
+    open_iommufd(true);
     int fd;
     cr_assert_eq(vfio_container_open_cdev(&c, &hc, "0000:01:00.0", &fd), -EBUSY);
     vfio_container_close(&c);
@@ -540,10 +525,7 @@ Test(vfio_iommu, cdev_in_use_elsewhere)
 
 Test(vfio_iommu, cdev_bind_or_attach_failure_closes_the_device)
 {
-    c.mode = VFIO_IOMMU_IOMMUFD;
-    fk.exists[0] = "/fake/dev/iommu";
-    fk.exists[1] = "/fake/dev/vfio/devices/vfio3";
-    cr_assert_eq(vfio_container_open(&c), 0);
+    open_iommufd(true);
     int fd;
     fk.fail_req = VFIO_DEVICE_BIND_IOMMUFD;
     fk.fail_errno = EBUSY;
