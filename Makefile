@@ -14,12 +14,23 @@ CFLAGS  ?= -O2 -g
 CPPFLAGS += -I. -D_GNU_SOURCE $(shell pkg-config --cflags slirp)
 LDLIBS  += -lpthread -luring $(shell pkg-config --libs slirp || echo -lslirp)
 
-SRC_DIRS := vmm devices vfio boot arch/x86
-SRCS     := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
-MAIN     := vmm/main.c
+# Sources are found in every folder below these (devices/ has subfolders).
+SRC_DIRS := frontend vmm devices vfio host boot arch
+SRCS     := $(sort $(shell find $(SRC_DIRS) -name '*.c'))
+MAIN     := frontend/main.c
 LIB_SRCS := $(filter-out $(MAIN),$(SRCS))
 OBJS     := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
+
+# A target that compiles, run on a machine without the build deps, says how
+# to get them instead of failing on the first missing header. deps, demo,
+# test and lab-test install them first (tests/deps.sh).
+DEPS_PROBE ?= /usr/include/liburing.h
+ifeq ($(wildcard $(DEPS_PROBE)),)
+ifneq ($(filter-out deps demo test lab-test clean,$(or $(MAKECMDGOALS),all)),)
+$(error the build deps are missing (no /usr/include/liburing.h): run 'make deps' as root (or the apt-get line it prints), or 'make demo' / 'make test', which install them)
+endif
+endif
 
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -34,7 +45,7 @@ $(BUILD)/libminivmm.a: $(OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/minivmm: $(BUILD)/obj/vmm/main.o $(BUILD)/libminivmm.a
+$(BUILD)/minivmm: $(BUILD)/obj/frontend/main.o $(BUILD)/libminivmm.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: one Criterion runner linking every test file with the library.
@@ -78,13 +89,15 @@ fuzz: $(FUZZ_BINS)
 deps:
 	@tests/deps.sh
 
-lab-test: all
+lab-test: deps
+	$(MAKE) all
 	tests/lab/lab run --all
 
 lab-shell: all
 	tests/lab/lab shell
 
-demo: all
+demo: deps
+	$(MAKE) all
 	tests/lab/lab run demo
 
 test: deps

@@ -13,7 +13,7 @@
  *          RSDT  -> FADT, MADT (§5.2.7), for 32-bit-only readers
  *
  * What the FADT claims, and why it is true of minivmm:
- *   - PM1a_EVT/PM1a_CNT/PM_TMR/GPE0 at pm_base as devices/acpi_pm.c decodes
+ *   - PM1a_EVT/PM1a_CNT/PM_TMR/GPE0 at pm_base as devices/chipset/acpi_pm.c decodes
  *     them (ICH9 layout), given both as 32-bit blocks and as X_ generic
  *     addresses with the same address and width (ACPICA warns on a mismatch);
  *   - SMI_CMD = 0: there is no SMM and no legacy mode, the hardware is always
@@ -21,7 +21,7 @@
  *   - flags: WBINVD works (KVM), C1 (HLT) works, the power button is the
  *     fixed-feature one (acpi_pm's PWRBTN_STS/EN), there is no sleep button
  *     and no RTC wake status (no RTC yet), RESET_REG = port 0xCF9 value 6
- *     (devices/sysctl.c resets on it); not hardware-reduced;
+ *     (devices/chipset/sysctl.c resets on it); not hardware-reduced;
  *   - IAPC_BOOT_ARCH: legacy ISA devices (COM1), an 8042, no VGA, no CMOS
  *     RTC (so Linux does not look for one; clear that bit when an RTC lands).
  * The MADT lists each vCPU's local APIC (x2APIC entries for IDs >= 255), the
@@ -35,9 +35,9 @@
 
 #include "boot/acpi_loader.h"
 #include "boot/aml.h"
-#include "devices/acpi_pm.h"
-#include "devices/fw_cfg.h"
-#include "devices/uart.h"
+#include "devices/chipset/acpi_pm.h"
+#include "devices/chipset/fw_cfg.h"
+#include "devices/legacy/uart.h"
 #include "vmm/log.h"
 
 #define ACPI_OEM_ID        "MINVMM"     /* 6 bytes */
@@ -72,7 +72,7 @@
 #define GAS_SYSTEM_IO        1
 #define GAS_ACCESS_BYTE      1
 
-/* acpi_pm's register block (devices/acpi_pm.h) */
+/* acpi_pm's register block (devices/chipset/acpi_pm.h) */
 #define PM1_EVT_OFF  0x00
 #define PM1_EVT_LEN  4
 #define PM1_CNT_OFF  0x04
@@ -166,14 +166,14 @@ static void acpi_gas(uint8_t *p, uint8_t space, uint8_t bit_width, uint8_t acces
 #define PCI_ECAM_SIZE      0x10000000ULL   /* 256 buses x 1 MiB (PCIe 6.0 §7.2.2) */
 #define PCI_MMIO32_END     0xFEBFFFFFULL   /* below the IOAPIC */
 #define PCI_PRT_SLOTS      32
-#define PCI_PIRQ_GSI_FIRST 20              /* PIRQ E: q35_intx_gsi (devices/q35.h) */
+#define PCI_PIRQ_GSI_FIRST 20              /* PIRQ E: q35_intx_gsi (devices/chipset/q35.h) */
 
 /* \_SB.PCI0: the q35 host bridge (PCI Firmware Specification 3.2 §4.1,
  * ACPI 6.4 §6.1/§6.2/§6.2.13). _HID PNP0A08 (PCI Express) with _CID PNP0A03
  * so older OSes still see a PCI root; _CRS lists what the bridge forwards:
  * every bus, the 0xCF8 config ports it consumes, the I/O space around them,
  * the 32-bit hole above RAM without the ECAM window, and the 64-bit window
- * OVMF puts large BARs in. _PRT: devices/q35.h's INTx rule, GSIs straight
+ * OVMF puts large BARs in. _PRT: devices/chipset/q35.h's INTx rule, GSIs straight
  * (source 0: no link devices, the IOAPIC pins are fixed). */
 static void acpi_dsdt_pci0(const struct acpi_config *cfg, struct aml *a)
 {
@@ -261,7 +261,7 @@ static int acpi_build_dsdt(const struct acpi_config *cfg, struct acpi_blob *b, s
         aml_integer(&a, i);
         aml_end(&a);
     }
-    /* COM1: a 16550A (devices/uart.c) at 0x3F8, ISA IRQ 4. */
+    /* COM1: a 16550A (devices/legacy/uart.c) at 0x3F8, ISA IRQ 4. */
     aml_device_begin(&a, "COM1");
     aml_name(&a, "_HID");
     aml_eisaid(&a, "PNP0501");
@@ -274,7 +274,7 @@ static int acpi_build_dsdt(const struct acpi_config *cfg, struct acpi_blob *b, s
     aml_resource_template(&a, &rt);
     aml_end(&a);
     if (cfg->pci) {
-        /* fw_cfg (devices/fw_cfg.c, on the q35 platform): the guest kernel's
+        /* fw_cfg (devices/chipset/fw_cfg.c, on the q35 platform): the guest kernel's
          * qemu_fw_cfg driver binds to _HID QEMU0002 (QEMU's
          * docs/specs/fw_cfg.rst); selector, data and DMA ports, 12 bytes. */
         aml_device_begin(&a, "FWCF");

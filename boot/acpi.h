@@ -16,7 +16,7 @@ struct acpi_config {
     uint16_t pm_base;           /* ACPI_PM_BASE */
     unsigned sci_gsi;
     bool rtc;                   /* a CMOS RTC at 0x70: clears IAPC "no CMOS RTC" */
-    /* \_SB.PCI0, the q35 PCIe host bridge (devices/q35.h), when pci is set:
+    /* \_SB.PCI0, the q35 PCIe host bridge (devices/chipset/q35.h), when pci is set:
      * buses 0-255, I/O 0-0xCF7 and 0xD00-0xFFFF, 32-bit memory from
      * pci_mmio32_base to 0xFEBFFFFF less the ECAM window (ecam_base, 256
      * MiB), 64-bit memory [pci_mmio64_base, +pci_mmio64_size), and a _PRT

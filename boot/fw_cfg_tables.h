@@ -38,7 +38,7 @@
 
 #include "boot/acpi.h"
 #include "boot/smbios.h"
-#include "devices/fw_cfg.h"
+#include "devices/chipset/fw_cfg.h"
 #include "vmm/gm.h"
 
 #define FW_CFG_MAX_RESERVED 4

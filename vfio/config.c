@@ -565,7 +565,7 @@ int vfio_config_read(struct vfio_config *cfg, uint32_t off, unsigned len, uint32
     }
     if (off >= cfg->size) {
         /* A conventional function's extended space is not implemented:
-         * reads 0 (PCIe 5.0 §7.2.2.2), as devices/pci.c does. */
+         * reads 0 (PCIe 5.0 §7.2.2.2), as devices/pci/pci.c does. */
         *val = 0;
         return 0;
     }

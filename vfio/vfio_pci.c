@@ -3,7 +3,7 @@
  * "VFIO passthrough" section of ARCHITECTURE.md).
  *
  * Paths of a guest access:
- *   config cycle (0xCF8/0xCFC or ECAM) -> devices/pci.c -> cfg_read/write
+ *   config cycle (0xCF8/0xCFC or ECAM) -> devices/pci/pci.c -> cfg_read/write
  *     here -> vfio/config.c (emulated bits, or the VFIO config region)
  *   BAR memory, direct piece -> KVM memory slot over the VFIO mmap: no exit
  *   BAR memory, trapped piece (MSI-X table/PBA page, quirk window, what
@@ -24,7 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vfio/host.h"
+#include "host/host.h"
 #include "vmm/bus.h"
 #include "vmm/gm.h"
 #include "vmm/irq.h"

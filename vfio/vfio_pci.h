@@ -1,5 +1,5 @@
 /* Passed-through PCI functions in the guest: one struct pci_device per host
- * function (devices/pci.h), its config space virtualized by vfio/config.h,
+ * function (devices/pci/pci.h), its config space virtualized by vfio/config.h,
  * its BARs mapped directly where they can be (vfio/bar.h), its MSI-X table
  * emulated (vfio/msix.h), its interrupts delivered by KVM irqfds.
  *
@@ -13,7 +13,7 @@
  *   struct vfio_pci_opts o = { .behind_root_port = true };
  *   vfio_pci_create(&cfg->vfio, &vv, &o, &v);          after RAM and irq
  *   for i < vfio_pci_nr_slots(v):
- *       root port rp_i (devices/pci_root_port.h), then
+ *       root port rp_i (devices/pci/pci_root_port.h), then
  *       vfio_pci_plug(v, i, &pci_bus, rp_i, 0, intx_gsi, ctx);
  *   ... run ...
  *   vfio_pci_reset(v)         on an in-process guest reset
@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "devices/pci.h"
+#include "devices/pci/pci.h"
 #include "vfio/bar.h"
 #include "vfio/config.h"
 #include "vfio/container.h"

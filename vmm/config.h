@@ -1,5 +1,5 @@
 /* The VM's configuration: what the command line asked for, validated.
- * vmm/main.c turns flags into this (config_parse, unit-tested); nothing below
+ * frontend/main.c turns flags into this (config_parse, unit-tested); nothing below
  * main reads argv. */
 #ifndef MINIVMM_CONFIG_H
 #define MINIVMM_CONFIG_H
@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "devices/virtio_blk_args.h"
-#include "devices/virtio_net_args.h"
+#include "devices/virtio/virtio_blk_args.h"
+#include "devices/virtio/virtio_net_args.h"
 #include "vfio/vfio_args.h"
 
 #define CONFIG_MAX_CPUS 64
@@ -58,8 +58,8 @@ struct config {
      * --bind, parsed by vfio/vfio_args.c */
     struct vfio_args vfio;
 
-    /* virtio: --disk (devices/virtio_blk_args.c), --net
-     * (devices/virtio_net_args.c) */
+    /* virtio: --disk (devices/virtio/virtio_blk_args.c), --net
+     * (devices/virtio/virtio_net_args.c) */
     struct virtio_blk_args disks;
     struct virtio_net_args nics;
 

@@ -29,14 +29,14 @@
 #include "boot/acpi.h"
 #include "boot/e820.h"
 #include "boot/linux.h"
-#include "devices/acpi_pm.h"
-#include "devices/i8042.h"
-#include "devices/pflash.h"
-#include "devices/q35.h"
-#include "devices/sysctl.h"
-#include "devices/uart.h"
-#include "devices/virtio_blk.h"
-#include "devices/virtio_net.h"
+#include "devices/chipset/acpi_pm.h"
+#include "devices/legacy/i8042.h"
+#include "devices/chipset/pflash.h"
+#include "devices/chipset/q35.h"
+#include "devices/chipset/sysctl.h"
+#include "devices/legacy/uart.h"
+#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_net.h"
 #include "vfio/vfio_pci.h"
 #include "vmm/log.h"
 
@@ -781,7 +781,7 @@ static const char *vm_bootorder(struct vm *vm)
     return at ? vm->bootorder : NULL;
 }
 
-/* The q35 platform (devices/q35.h): PCI host with ECAM, MCH, LPC with the
+/* The q35 platform (devices/chipset/q35.h): PCI host with ECAM, MCH, LPC with the
  * ACPI PM block, root ports, RTC, fw_cfg, and for a firmware boot the flash:
  * OVMF's CODE becomes a read-only KVM slot (the guest executes from it;
  * writes still exit and the flash's bus range refuses them), VARS stays on

@@ -2,7 +2,7 @@
  * vCPUs, and the stop protocol. Devices never include this header; they see
  * the VM through struct dev_env (vmm/dev_env.h).
  *
- * Life cycle (vmm/main.c):
+ * Life cycle (frontend/main.c):
  *   vm_create -> vm_start (the ordered start-up steps; on failure the steps
  *   done are undone in reverse) -> vm_run (until a stop request or a
  *   signal) -> vm_exit_code -> vm_destroy (undo every step, in reverse). */
@@ -19,7 +19,7 @@
 #include "arch/x86/regs.h"
 #include "boot/acpi.h"
 #include "boot/e820.h"
-#include "devices/q35.h"
+#include "devices/chipset/q35.h"
 #include "vmm/bus.h"
 #include "vmm/config.h"
 #include "vmm/dev_env.h"

@@ -1,4 +1,4 @@
-/* libFuzzer target: a guest driving fw_cfg (devices/fw_cfg.h) through its
+/* libFuzzer target: a guest driving fw_cfg (devices/chipset/fw_cfg.h) through its
  * ports and DMA. The input is a sequence of 16-byte operations:
  *   byte 0 (mod 5): 0 = store bytes 4-15 into guest RAM at le24(bytes 1-3)
  *                     (how descriptors and data get there),
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "devices/fw_cfg.h"
+#include "devices/chipset/fw_cfg.h"
 #include "vmm/bus.h"
 #include "vmm/gm.h"
 #include "vmm/log.h"

@@ -1,5 +1,5 @@
 /* libFuzzer target: hostile messages from the NIC to the user network
- * (devices/net_slirp.c). The input is one message as it arrives on the
+ * (devices/net/net_slirp.c). The input is one message as it arrives on the
  * socketpair: a 12-byte virtio-net header and a frame, every byte the
  * guest's. net_slirp_guest_frame must refuse what slirp must not see (GSO,
  * unknown flags, a checksum field outside the frame, too short or long)
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <linux/virtio_net.h>
 
-#include "devices/net_slirp.h"
+#include "devices/net/net_slirp.h"
 
 static void check(bool ok)
 {

@@ -1,5 +1,5 @@
 /* libFuzzer target: a guest poking PCI config space through 0xCF8/0xCFC and
- * ECAM (devices/pci.h) on a bus with the q35 host bridge, the ICH9 LPC, a
+ * ECAM (devices/pci/pci.h) on a bus with the q35 host bridge, the ICH9 LPC, a
  * root port and an endpoint with I/O, 32-bit and 64-bit BARs that really
  * (un)registers its ranges as the guest moves them. The input is a sequence
  * of 8-byte operations:
@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "devices/lpc_ich9.h"
-#include "devices/pci_root_port.h"
-#include "devices/q35_mch.h"
+#include "devices/chipset/lpc_ich9.h"
+#include "devices/pci/pci_root_port.h"
+#include "devices/chipset/q35_mch.h"
 #include "vmm/bus.h"
 #include "vmm/log.h"
 

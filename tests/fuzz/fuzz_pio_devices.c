@@ -14,10 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "devices/acpi_pm.h"
-#include "devices/i8042.h"
-#include "devices/sysctl.h"
-#include "devices/uart.h"
+#include "devices/chipset/acpi_pm.h"
+#include "devices/legacy/i8042.h"
+#include "devices/chipset/sysctl.h"
+#include "devices/legacy/uart.h"
 #include "vmm/bus.h"
 #include "vmm/log.h"
 

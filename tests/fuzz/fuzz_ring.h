@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "devices/virtqueue.h"
+#include "devices/virtio/virtqueue.h"
 #include "vmm/gm.h"
 #include "vmm/log.h"
 

@@ -18,8 +18,8 @@
 #include <sys/uio.h>
 #include <linux/virtio_blk.h>
 
-#include "devices/virtio_blk.h"
-#include "devices/virtqueue.h"
+#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtqueue.h"
 #include "fuzz_ring.h"
 #include "vmm/gm.h"
 

@@ -17,8 +17,8 @@
 #include <string.h>
 #include <linux/virtio_net.h>
 
-#include "devices/virtio_net.h"
-#include "devices/virtqueue.h"
+#include "devices/virtio/virtio_net.h"
+#include "devices/virtio/virtqueue.h"
 #include "fuzz_ring.h"
 #include "vmm/gm.h"
 

@@ -1,4 +1,4 @@
-/* libFuzzer target: a hostile driver's split virtqueue (devices/virtqueue.c).
+/* libFuzzer target: a hostile driver's split virtqueue (devices/virtio/virtqueue.c).
  *
  * Input: byte 0 the queue size (1 << (b % 9): 1-256), byte 1 bit 0
  * INDIRECT_DESC, bit 1 EVENT_IDX, bit 2 NO_INTERRUPT; bytes 2-3 where the
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "devices/virtqueue.h"
+#include "devices/virtio/virtqueue.h"
 #include "fuzz_ring.h"
 #include "vmm/gm.h"
 

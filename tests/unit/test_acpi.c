@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "boot/acpi.h"
-#include "devices/acpi_pm.h"
+#include "devices/chipset/acpi_pm.h"
 
 #define BASE ACPI_TABLES_GPA
 
@@ -145,7 +145,7 @@ Test(acpi, fadt_fields)
     uint16_t boot = rd16(f + 109);
     cr_assert(boot & 1, "LEGACY_DEVICES");
     cr_assert(boot & 2, "8042");
-    /* reset register: port 0xCF9 value 6 (devices/sysctl.c) */
+    /* reset register: port 0xCF9 value 6 (devices/chipset/sysctl.c) */
     cr_assert_eq(f[116], 1);
     cr_assert_eq(rd64(f + 120), 0xCF9);
     cr_assert_eq(f[128], 6);

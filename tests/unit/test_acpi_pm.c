@@ -4,7 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/acpi_pm.h"
+#include "devices/chipset/acpi_pm.h"
 #include "fake_env.h"
 
 #define B ACPI_PM_BASE

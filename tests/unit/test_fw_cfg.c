@@ -1,4 +1,4 @@
-/* fw_cfg (devices/fw_cfg.h): selector/data ports, DMA, the file directory,
+/* fw_cfg (devices/chipset/fw_cfg.h): selector/data ports, DMA, the file directory,
  * and the machine items OVMF reads (boot/fw_cfg_tables.h). */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "boot/fw_cfg_tables.h"
-#include "devices/fw_cfg.h"
+#include "devices/chipset/fw_cfg.h"
 #include "fake_env.h"
 #include "vmm/gm.h"
 

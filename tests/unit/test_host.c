@@ -31,8 +31,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vfio/host.h"
-#include "vfio/host_sysfs.h"
+#include "host/host.h"
+#include "host/host_sysfs.h"
 
 /* snprintf that must not truncate (fixture paths and contents). */
 #define SNPRINTF(buf, cap, ...)                                                       \

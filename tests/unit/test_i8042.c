@@ -2,7 +2,7 @@
  * its reboot path use them. */
 #include <criterion/criterion.h>
 
-#include "devices/i8042.h"
+#include "devices/legacy/i8042.h"
 #include "fake_env.h"
 
 #define DATA 0x60

@@ -1,10 +1,10 @@
-/* ICH9 LPC's APM ports (devices/lpc_ich9.c): 0xB2 APM_CNT and 0xB3 APM_STS
+/* ICH9 LPC's APM ports (devices/chipset/lpc_ich9.c): 0xB2 APM_CNT and 0xB3 APM_STS
  * store what is written; a write to APM_CNT is counted as an SMI the guest
  * asked for (minivmm has no SMM) and does nothing else. */
 #include <criterion/criterion.h>
 #include <errno.h>
 
-#include "devices/lpc_ich9.h"
+#include "devices/chipset/lpc_ich9.h"
 #include "fake_env.h"
 
 static struct fake_env fe;

@@ -1,4 +1,4 @@
-/* devices/net_slirp.c and the user backend of devices/virtio_net_args.c:
+/* devices/net/net_slirp.c and the user backend of devices/virtio/virtio_net_args.c:
  * hostfwd= parsing, checksum completion, and a real libslirp instance
  * driven from the "guest" end of its socketpair (frames with the 12-byte
  * virtio-net header, as the NIC sends them): DHCP, ARP, a ping with a
@@ -16,8 +16,8 @@
 #include <unistd.h>
 #include <linux/virtio_net.h>
 
-#include "devices/net_slirp.h"
-#include "devices/virtio_net_args.h"
+#include "devices/net/net_slirp.h"
+#include "devices/virtio/virtio_net_args.h"
 
 /* ---- hostfwd= and --net user ---- */
 

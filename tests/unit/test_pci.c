@@ -1,10 +1,10 @@
 /* PCI bus model: mechanism #1, ECAM, BAR sizing, masks, capabilities,
- * bridges (devices/pci.h, devices/pci_root_port.h). */
+ * bridges (devices/pci/pci.h, devices/pci/pci_root_port.h). */
 #include <criterion/criterion.h>
 #include <errno.h>
 
-#include "devices/pci.h"
-#include "devices/pci_root_port.h"
+#include "devices/pci/pci.h"
+#include "devices/pci/pci_root_port.h"
 #include "fake_env.h"
 
 static struct fake_env fe;

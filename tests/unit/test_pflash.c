@@ -1,4 +1,4 @@
-/* Firmware flash (devices/pflash.h): layout, OVMF's probe, the CFI command
+/* Firmware flash (devices/chipset/pflash.h): layout, OVMF's probe, the CFI command
  * state machine, persistence to the VARS file, read-only CODE. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "devices/pflash.h"
+#include "devices/chipset/pflash.h"
 #include "fake_env.h"
 #include "vmm/gm.h"
 

@@ -1,11 +1,11 @@
-/* q35 host bridge (devices/q35_mch.h) and ICH9 LPC (devices/lpc_ich9.h)
+/* q35 host bridge (devices/chipset/q35_mch.h) and ICH9 LPC (devices/chipset/lpc_ich9.h)
  * registers, reached the way OVMF reaches them: through 0xCF8/0xCFC and
  * ECAM. */
 #include <criterion/criterion.h>
 #include <errno.h>
 
-#include "devices/lpc_ich9.h"
-#include "devices/q35_mch.h"
+#include "devices/chipset/lpc_ich9.h"
+#include "devices/chipset/q35_mch.h"
 #include "fake_env.h"
 
 static struct fake_env fe;
@@ -245,14 +245,14 @@ Test(q35, bad_lowmem_refused)
     cr_assert_eq(q35_mch_init(&m2, &pb, &mc), -EINVAL);
 }
 
-/* ---- the whole platform (devices/q35.h) ---- */
+/* ---- the whole platform (devices/chipset/q35.h) ---- */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "devices/q35.h"
-#include "devices/sysctl.h"
+#include "devices/chipset/q35.h"
+#include "devices/chipset/sysctl.h"
 #include "vmm/gm.h"
 
 static void q35p_write_file(const char *path, size_t len)

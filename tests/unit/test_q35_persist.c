@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "boot/smbios.h"
-#include "devices/q35.h"
+#include "devices/chipset/q35.h"
 #include "fake_env.h"
 #include "vmm/gm.h"
 

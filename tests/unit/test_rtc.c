@@ -1,7 +1,7 @@
-/* MC146818 RTC/CMOS (devices/rtc.h) with a fake host clock. */
+/* MC146818 RTC/CMOS (devices/legacy/rtc.h) with a fake host clock. */
 #include <criterion/criterion.h>
 
-#include "devices/rtc.h"
+#include "devices/legacy/rtc.h"
 #include "fake_env.h"
 
 static struct fake_env fe;

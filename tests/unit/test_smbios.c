@@ -9,7 +9,7 @@
 
 #include "boot/fw_cfg_tables.h"
 #include "boot/smbios.h"
-#include "devices/fw_cfg.h"
+#include "devices/chipset/fw_cfg.h"
 #include "fake_env.h"
 #include "vmm/gm.h"
 

@@ -1,7 +1,7 @@
 /* Reset control (0xCF9) and the debug-exit port. */
 #include <criterion/criterion.h>
 
-#include "devices/sysctl.h"
+#include "devices/chipset/sysctl.h"
 #include "fake_env.h"
 
 static struct fake_env fe;

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/uart.h"
+#include "devices/legacy/uart.h"
 #include "fake_env.h"
 
 #define COM UART_COM1_BASE

@@ -572,7 +572,7 @@ Test(vfio_config, legacy_config_size)
     cr_assert_eq(cfg.size, 256);
     uint32_t v = 0;
     cr_assert_eq(vfio_config_read(&cfg, 0x100, 4, &v), 0);
-    cr_assert_eq(v, 0, "no extended space: reads 0, as devices/pci.c answers");
+    cr_assert_eq(v, 0, "no extended space: reads 0, as devices/pci/pci.c answers");
     cr_assert_eq(vfio_config_write(&cfg, 0x100, 4, 0), 0);
     cr_assert_eq(fdev.nr_writes, 0);
 }

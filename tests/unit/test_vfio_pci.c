@@ -1,7 +1,7 @@
 /* vfio/vfio_pci.c end to end without VFIO: a plain file laid out like a
  * VFIO device (config region at 0, BAR0 region at 64 KiB) stands in for the
  * device fd, so pread/pwrite and mmap work on it. The function is plugged
- * into a real devices/pci.c bus; the guest's config cycles go through
+ * into a real devices/pci/pci.c bus; the guest's config cycles go through
  * pci_config_read/write and its BAR accesses through the MMIO bus, and the
  * test checks what lands in the "device" (the file), in the MSI-X
  * emulation, on the bus and in KVM memory slots (vm_fd -1: recorded). */
@@ -26,7 +26,7 @@
 #define MSIX_CAP 0x40
 #define PCIE_CAP 0x50
 #define DEVFN    PCI_DEVFN(3, 0)
-/* Registers devices/pci.h does not name (PCI 3.0 §6.1, §6.8.2) */
+/* Registers devices/pci/pci.h does not name (PCI 3.0 §6.1, §6.8.2) */
 #define BAR1_REG        0x14
 #define BAR_MEM_TYPE_64 0x4
 #define CLASS_REVISION  0x08

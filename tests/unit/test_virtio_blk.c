@@ -1,4 +1,4 @@
-/* devices/virtio_blk.c, devices/blk_io_uring.c, devices/virtio_blk_args.c:
+/* devices/virtio/virtio_blk.c, devices/block/blk_io_uring.c, devices/virtio/virtio_blk_args.c:
  * request checking on hand-made chains; then the whole device end to end --
  * a driver written here programs the transport through the MMIO bus, puts
  * requests in guest memory, notifies, and the I/O thread serves them on
@@ -19,10 +19,10 @@
 #define VIRTIO_PCI_NO_LEGACY
 #include <linux/virtio_pci.h>
 
-#include "devices/pci.h"
-#include "devices/virtio_blk.h"
-#include "devices/virtio_blk_args.h"
-#include "devices/virtio_pci.h"
+#include "devices/pci/pci.h"
+#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_blk_args.h"
+#include "devices/virtio/virtio_pci.h"
 #include "fake_env.h"
 #include "virtio_driver.h"
 #include "vmm/gm.h"

@@ -1,4 +1,4 @@
-/* devices/virtio_net.c, devices/virtio_net_args.c: the transmit header
+/* devices/virtio/virtio_net.c, devices/virtio/virtio_net_args.c: the transmit header
  * check on hand-made chains, --net parsing, and the NIC end to end over a
  * SOCK_SEQPACKET socketpair standing in for the tap (same packet framing,
  * the 12-byte header included): a driver written here programs the
@@ -16,10 +16,10 @@
 #define VIRTIO_PCI_NO_LEGACY
 #include <linux/virtio_pci.h>
 
-#include "devices/pci.h"
-#include "devices/virtio_net.h"
-#include "devices/virtio_net_args.h"
-#include "devices/virtio_pci.h"
+#include "devices/pci/pci.h"
+#include "devices/virtio/virtio_net.h"
+#include "devices/virtio/virtio_net_args.h"
+#include "devices/virtio/virtio_pci.h"
 #include "fake_env.h"
 #include "virtio_driver.h"
 #include "vmm/gm.h"
@@ -535,7 +535,7 @@ Test(virtio_net_tapfd, offloads_offered_and_tso_passes)
     cr_assert_eq(g.gso_size, 1448);
 }
 
-/* ---- --net user: the NIC on libslirp (devices/net_slirp.c) ---- */
+/* ---- --net user: the NIC on libslirp (devices/net/net_slirp.c) ---- */
 
 static void net_up_user(void)
 {

@@ -1,4 +1,4 @@
-/* devices/virtio_pci.c: the modern virtio-pci transport on a real PCI bus
+/* devices/virtio/virtio_pci.c: the modern virtio-pci transport on a real PCI bus
  * model, MMIO bus and guest memory (no KVM: irq table with vm_fd -1, so
  * notifications take the MMIO path and MSI-X vectors are seen as their
  * eventfds). Capability chain and BAR layout, common configuration, feature
@@ -15,9 +15,9 @@
 #define VIRTIO_PCI_NO_LEGACY
 #include <linux/virtio_pci.h>
 
-#include "devices/pci.h"
-#include "devices/pci_root_port.h"
-#include "devices/virtio_pci.h"
+#include "devices/pci/pci.h"
+#include "devices/pci/pci_root_port.h"
+#include "devices/virtio/virtio_pci.h"
 #include "fake_env.h"
 #include "virtio_driver.h"
 #include "vmm/gm.h"

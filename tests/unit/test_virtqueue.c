@@ -1,4 +1,4 @@
-/* devices/virtqueue.c: split rings built in a real (small) guest memory,
+/* devices/virtio/virtqueue.c: split rings built in a real (small) guest memory,
  * good chains (direct, indirect, mixed), every malformed chain the walker
  * must refuse, the used ring, interrupt and notification suppression, and
  * the chain copy/iovec helpers. */
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <linux/virtio_ring.h>
 
-#include "devices/virtqueue.h"
+#include "devices/virtio/virtqueue.h"
 #include "vmm/gm.h"
 
 #define MiB (1ULL << 20)

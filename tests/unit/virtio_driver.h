@@ -1,5 +1,5 @@
 /* A driver written for the tests: programs a virtio-pci device (ours,
- * devices/virtio_pci.c) through the fake MMIO bus and config space the way
+ * devices/virtio/virtio_pci.c) through the fake MMIO bus and config space the way
  * a guest's driver does (virtio 1.2 §4.1.4 register layout, §3.1.1 device
  * initialization) and feeds its split virtqueues (§2.7) from the test's
  * guest memory. test_virtio_pci.c, test_virtio_blk.c and test_virtio_net.c
@@ -19,7 +19,7 @@
 #endif
 #include <linux/virtio_pci.h>
 
-#include "devices/pci.h"
+#include "devices/pci/pci.h"
 #include "vmm/bus.h"
 #include "vmm/gm.h"
 

@@ -1,0 +1,81 @@
+/* The --net flag, parsed here so vmm/config.c only forwards it:
+ *
+ *   --net tap=NAME[,mac=52:54:00:12:34:56]     an existing tap interface
+ *   --net bridge=BR[,mac=...]                  a new tap added to bridge BR
+ *                                              (needs CAP_NET_ADMIN)
+ *   --net user[,mac=...][,hostfwd=FWD]...      user-mode networking through
+ *                                              libslirp (devices/net/net_slirp.h)
+ *   (repeatable)
+ *
+ * hostfwd= is QEMU's syntax, repeatable (VIRTIO_NET_HOSTFWD_MAX per NIC):
+ *   [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT
+ * an empty protocol is tcp, an empty HOSTADDR every host interface
+ * (0.0.0.0), an empty GUESTADDR the guest's DHCP address 10.0.2.15; e.g.
+ * hostfwd=tcp::3389-:3389 (RDP), hostfwd=udp:127.0.0.1:5353-:53.
+ * The user network is fixed, as QEMU's: 10.0.2.0/24, gateway 10.0.2.2,
+ * DNS 10.0.2.3, DHCP from 10.0.2.15.
+ *
+ * Without mac= the MAC is 52:54:00 (the locally administered prefix QEMU
+ * uses) plus three bytes derived from the interface name ("userN" for the
+ * N-th --net), so a guest sees the same card every boot. */
+#ifndef MINIVMM_VIRTIO_NET_ARGS_H
+#define MINIVMM_VIRTIO_NET_ARGS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VIRTIO_NET_ARGS_MAX 4
+#define VIRTIO_NET_IFNAME_MAX 16      /* IFNAMSIZ, with the NUL */
+
+#define VIRTIO_NET_HOSTFWD_MAX 16
+
+/* The user network (IPv4, host byte order). */
+#define VIRTIO_NET_USER_NET     0x0A000200u   /* 10.0.2.0 */
+#define VIRTIO_NET_USER_MASK    0xFFFFFF00u   /* /24 */
+#define VIRTIO_NET_USER_GATEWAY 0x0A000202u   /* 10.0.2.2: the host, and the router */
+#define VIRTIO_NET_USER_DNS     0x0A000203u   /* 10.0.2.3 */
+#define VIRTIO_NET_USER_GUEST   0x0A00020Fu   /* 10.0.2.15: the first DHCP address */
+
+enum virtio_net_backend { VIRTIO_NET_TAP = 0, VIRTIO_NET_BRIDGE, VIRTIO_NET_USER };
+
+/* One hostfwd=: connections to host_addr:host_port go to guest_addr:guest_port. */
+struct virtio_net_hostfwd {
+    bool udp;
+    uint32_t host_addr;    /* IPv4, host byte order; 0 = every interface */
+    uint32_t guest_addr;   /* IPv4, host byte order, inside the user network */
+    uint16_t host_port, guest_port;
+};
+
+struct virtio_net_arg {
+    enum virtio_net_backend backend;
+    char ifname[VIRTIO_NET_IFNAME_MAX];   /* the tap, or the bridge; "user"/"userN" */
+    uint8_t mac[6];
+    bool mac_set;
+    struct virtio_net_hostfwd hostfwd[VIRTIO_NET_HOSTFWD_MAX];   /* user only */
+    unsigned nr_hostfwd;
+};
+
+struct virtio_net_args {
+    struct virtio_net_arg nic[VIRTIO_NET_ARGS_MAX];
+    unsigned nr;
+};
+
+extern const char virtio_net_args_usage[];
+
+/* One --net value into *out. 0, or -EINVAL with a message naming the flag,
+ * the value and what to do in err. */
+int virtio_net_arg_parse(const char *value, struct virtio_net_arg *out, char *err, unsigned errlen);
+/* One hostfwd= value (without "hostfwd=") into *out. 0, or -EINVAL with a
+ * message naming the value and the expected form in err. */
+int virtio_net_hostfwd_parse(const char *value, size_t len, struct virtio_net_hostfwd *out,
+                             char *err, unsigned errlen);
+/* "tcp:0.0.0.0:3389-10.0.2.15:3389", for messages. */
+void virtio_net_hostfwd_format(const struct virtio_net_hostfwd *f, char *buf, size_t len);
+/* The MAC a NIC gets: mac= or the derived one. */
+void virtio_net_arg_mac(const struct virtio_net_arg *a, uint8_t mac[6]);
+
+bool virtio_net_args_flag(const char *name, size_t namelen, bool *takes_value);
+int virtio_net_args_apply(struct virtio_net_args *a, const char *name, size_t namelen,
+                          const char *value, char *err, unsigned errlen);
+
+#endif
