@@ -8,9 +8,20 @@
  *
  * Registration may happen while vCPUs run (a guest moving a BAR), so lookups
  * take a read lock and (un)registration a write lock. The lock is NOT held
- * while a handler runs (a handler may register ranges itself), so a handler
- * can still be called briefly after its range is unregistered: a device's
- * opaque must stay valid until the vCPUs are stopped.
+ * while a handler runs (a handler may register ranges itself). Instead each
+ * range has a reference count: one for being registered, one per call in
+ * progress. So:
+ *   - bus_unregister returns at once; a call that looked the range up just
+ *     before may still be running (a BAR move: the device stays alive, and
+ *     its handler must not wait for the thread that moves the BAR);
+ *   - bus_unregister_sync also waits until no call of that range is running
+ *     on another thread. After it returns nothing reaches opaque through
+ *     this bus again, so the device may be freed: hot-unplug, or a device
+ *     removing itself from inside its own handler (the calling thread's own
+ *     calls are not waited for; the range's bookkeeping is freed by the last
+ *     call that leaves it, never by the remover).
+ * Never call bus_unregister_sync while holding a lock that a handler of
+ * that range takes.
  *
  * Unhandled addresses are logged at debug level (-v): guests probe many
  * absent ports at boot, and that is not an error. */
@@ -29,12 +40,15 @@ struct bus_ops {
     int (*write)(void *opaque, uint64_t offset, const void *data, unsigned len);
 };
 
+struct bus_slot;   /* a range's reference count, bus.c */
+
 struct bus_range {
     uint64_t base;
     uint64_t len;
     const char *name;
     const struct bus_ops *ops;
     void *opaque;
+    struct bus_slot *slot;
 };
 
 #define BUS_UNHANDLED_LOG_MAX 64
@@ -57,8 +71,12 @@ void bus_fini(struct bus *bus);
  * range overlaps one already registered. */
 int bus_register(struct bus *bus, uint64_t base, uint64_t len, const char *name,
                  const struct bus_ops *ops, void *opaque);
-/* Removes the range that starts at base; -ENOENT if none. */
+/* Removes the range that starts at base; -ENOENT if none. A call already
+ * dispatched to it may still be running (see above). */
 int bus_unregister(struct bus *bus, uint64_t base);
+/* The same, then waits until no other thread is inside one of its handlers:
+ * afterwards its opaque may be freed. -ENOENT if none. */
+int bus_unregister_sync(struct bus *bus, uint64_t base);
 
 /* Dispatch a guest access. Return 0 if a device handled it, -ENOENT if no
  * range covers [addr, addr+len) (read data is then all ones). An access that

@@ -269,3 +269,169 @@ Test(bus, handler_may_register, .timeout = 5)
     cr_assert_eq(bus_read(&bus, 0x4000, b, 1), -ENOENT, "no read handler: unhandled");
     cr_assert_eq(b[0], 0xff);
 }
+
+/* ---- removal while handlers run (bus_unregister_sync) ---- */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+/* A handler that announces it is inside, then waits until released: the
+ * stand-in for a vCPU still in a device's handler when another thread
+ * removes the device. */
+struct slow_dev {
+    atomic_int inside, release, done;
+};
+
+static int slow_write(void *opaque, uint64_t off, const void *data, unsigned len)
+{
+    struct slow_dev *d = opaque;
+    atomic_store(&d->inside, 1);
+    while (!atomic_load(&d->release))
+        usleep(100);
+    atomic_store(&d->done, 1);
+    return 0;
+}
+
+static const struct bus_ops slow_ops = { .write = slow_write };
+
+static void *slow_writer(void *arg)
+{
+    uint8_t v = 1;
+    bus_write(&bus, 0x100, &v, 1);
+    return arg;
+}
+
+struct unreg_arg {
+    atomic_int returned;
+    int rc;
+};
+
+static void *sync_unregisterer(void *arg)
+{
+    struct unreg_arg *u = arg;
+    u->rc = bus_unregister_sync(&bus, 0x100);
+    atomic_store(&u->returned, 1);
+    return NULL;
+}
+
+Test(bus, unregister_sync_waits_for_a_running_handler, .timeout = 10)
+{
+    struct slow_dev d = { 0 };
+    struct unreg_arg u = { 0 };
+    pthread_t w, r;
+    uint8_t v = 2;
+
+    cr_assert_eq(bus_register(&bus, 0x100, 4, "slow", &slow_ops, &d), 0);
+    cr_assert_eq(pthread_create(&w, NULL, slow_writer, NULL), 0);
+    while (!atomic_load(&d.inside))
+        usleep(100);
+    cr_assert_eq(pthread_create(&r, NULL, sync_unregisterer, &u), 0);
+    usleep(20 * 1000);
+    cr_assert_eq(atomic_load(&u.returned), 0, "returned while the handler still ran");
+    /* the range is already gone for new accesses */
+    cr_assert_eq(bus_write(&bus, 0x100, &v, 1), -ENOENT);
+    atomic_store(&d.release, 1);
+    pthread_join(r, NULL);
+    cr_assert_eq(u.rc, 0);
+    cr_assert_eq(atomic_load(&d.done), 1, "the handler finished before the removal returned");
+    pthread_join(w, NULL);
+}
+
+Test(bus, plain_unregister_does_not_wait, .timeout = 10)
+{
+    struct slow_dev d = { 0 };
+    pthread_t w;
+
+    cr_assert_eq(bus_register(&bus, 0x100, 4, "slow", &slow_ops, &d), 0);
+    cr_assert_eq(pthread_create(&w, NULL, slow_writer, NULL), 0);
+    while (!atomic_load(&d.inside))
+        usleep(100);
+    cr_assert_eq(bus_unregister(&bus, 0x100), 0);
+    cr_assert_eq(atomic_load(&d.done), 0, "a BAR move does not wait for the handler");
+    atomic_store(&d.release, 1);
+    pthread_join(w, NULL);
+    cr_assert_eq(bus_unregister_sync(&bus, 0x100), -ENOENT);
+}
+
+/* A device that removes itself from inside its own handler and frees its
+ * state there (an eject register): the removal must not wait for its own
+ * call, and the bus must not touch the freed state afterwards (ASan). */
+struct self_dev {
+    struct bus *bus;
+    int rc;
+    int *rc_out;
+};
+
+static int self_write(void *opaque, uint64_t off, const void *data, unsigned len)
+{
+    struct self_dev *d = opaque;
+    *d->rc_out = bus_unregister_sync(d->bus, 0x200);
+    free(d);
+    return 0;
+}
+
+static const struct bus_ops self_ops = { .write = self_write };
+
+Test(bus, handler_may_remove_itself, .timeout = 10)
+{
+    struct self_dev *d = calloc(1, sizeof(*d));
+    int rc = 1;
+    uint8_t v = 1;
+
+    d->bus = &bus;
+    d->rc_out = &rc;
+    cr_assert_eq(bus_register(&bus, 0x200, 4, "self", &self_ops, d), 0);
+    cr_assert_eq(bus_write(&bus, 0x200, &v, 1), 0);
+    cr_assert_eq(rc, 0);
+    cr_assert_null(bus_find(&bus, 0x200, 1));
+    cr_assert_eq(bus_write(&bus, 0x200, &v, 1), -ENOENT);
+}
+
+/* Many readers hammer a range while it is removed and added again: every
+ * access either reaches a live device or is unhandled, and the sync
+ * removal never returns while a reader is inside. */
+struct churn_dev {
+    atomic_int alive, calls, violations;
+};
+
+static int churn_read(void *opaque, uint64_t off, void *data, unsigned len)
+{
+    struct churn_dev *d = opaque;
+    if (!atomic_load(&d->alive))
+        atomic_fetch_add(&d->violations, 1);
+    atomic_fetch_add(&d->calls, 1);
+    memset(data, 0x5a, len);
+    return 0;
+}
+
+static const struct bus_ops churn_ops = { .read = churn_read };
+static atomic_int churn_stop;
+
+static void *churn_reader(void *arg)
+{
+    uint32_t v;
+    while (!atomic_load(&churn_stop))
+        bus_read(&bus, 0x300, &v, 4);
+    return arg;
+}
+
+Test(bus, sync_removal_under_concurrent_readers, .timeout = 30)
+{
+    struct churn_dev d = { 0 };
+    pthread_t t[3];
+
+    atomic_store(&churn_stop, 0);
+    for (unsigned i = 0; i < 3; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, churn_reader, NULL), 0);
+    for (unsigned round = 0; round < 2000; round++) {
+        atomic_store(&d.alive, 1);
+        cr_assert_eq(bus_register(&bus, 0x300, 4, "churn", &churn_ops, &d), 0);
+        cr_assert_eq(bus_unregister_sync(&bus, 0x300), 0);
+        atomic_store(&d.alive, 0);   /* "freed": no reader may be inside now */
+    }
+    atomic_store(&churn_stop, 1);
+    for (unsigned i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    cr_assert_eq(atomic_load(&d.violations), 0, "a handler ran after its sync removal");
+}
