@@ -24,8 +24,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "devices/pci/pcidev.h"
 #include "host/host.h"
 #include "vmm/bus.h"
+#include "vmm/dev_env.h"
 #include "vmm/gm.h"
 #include "vmm/irq.h"
 #include "vmm/log.h"
@@ -927,23 +929,40 @@ int vfio_pci_slot_link(struct vfio_pci *v, unsigned slot, unsigned *speed, unsig
     return 0;
 }
 
+static void unplug_fn(struct vfio_pci *v, struct vfio_pci_fn *fn)
+{
+    pthread_mutex_lock(&fn->lock);
+    if (fn->intx_ready) {
+        vfio_intx_disable(&fn->intx, &fn->dev, v->vm.irq);
+        vfio_intx_fini(&fn->intx);
+        fn->intx_ready = false;
+    }
+    pthread_mutex_unlock(&fn->lock);
+    if (fn->plugged && v->bus)
+        pci_bus_remove(v->bus, &fn->pdev);
+    fn->plugged = false;
+}
+
+void vfio_pci_unplug_slot(struct vfio_pci *v, unsigned slot)
+{
+    bool any = false;
+
+    if (!v || slot >= v->nr_slots)
+        return;
+    for (unsigned f = 0; f < v->slots[slot].nr; f++)
+        unplug_fn(v, v->slots[slot].fn[f]);
+    for (unsigned i = 0; i < v->nr_fns; i++)
+        any |= v->fns[i]->plugged;
+    if (!any)
+        v->bus = NULL;
+}
+
 void vfio_pci_unplug(struct vfio_pci *v)
 {
     if (!v)
         return;
-    for (unsigned i = 0; i < v->nr_fns; i++) {
-        struct vfio_pci_fn *fn = v->fns[i];
-        pthread_mutex_lock(&fn->lock);
-        if (fn->intx_ready) {
-            vfio_intx_disable(&fn->intx, &fn->dev, v->vm.irq);
-            vfio_intx_fini(&fn->intx);
-            fn->intx_ready = false;
-        }
-        pthread_mutex_unlock(&fn->lock);
-        if (fn->plugged && v->bus)
-            pci_bus_remove(v->bus, &fn->pdev);
-        fn->plugged = false;
-    }
+    for (unsigned i = 0; i < v->nr_fns; i++)
+        unplug_fn(v, v->fns[i]);
     v->bus = NULL;
 }
 
@@ -1012,4 +1031,79 @@ int vfio_pci_ram_add(struct vfio_pci *v, uint64_t gpa, uint64_t size, void *hva)
 int vfio_pci_ram_remove(struct vfio_pci *v, uint64_t gpa, uint64_t size)
 {
     return v ? vfio_container_dma_unmap(&v->container, gpa, size) : 0;
+}
+
+/* ---- the guest slots in the machine's PCI list ---- */
+
+static int slot_pcidev_plug(void *dev, const struct pcidev_where *w)
+{
+    struct vfio_pci_slot *sl = dev;
+    return vfio_pci_plug(sl->owner, sl->index, w->bus, w->parent, PCI_SLOT(w->devfn),
+                         w->intx_gsi, w->intx_ctx);
+}
+
+static void slot_pcidev_unplug(void *dev)
+{
+    struct vfio_pci_slot *sl = dev;
+    vfio_pci_unplug_slot(sl->owner, sl->index);
+}
+
+static int slot_pcidev_reset(void *dev)
+{
+    struct vfio_pci_slot *sl = dev;
+    return vfio_pci_reset(sl->owner);
+}
+
+static void slot_pcidev_destroy(void *dev)
+{
+    struct vfio_pci_slot *sl = dev;
+    vfio_pci_destroy(sl->owner);
+}
+
+static int slot_pcidev_link(void *dev, unsigned *speed, unsigned *width)
+{
+    struct vfio_pci_slot *sl = dev;
+    return vfio_pci_slot_link(sl->owner, sl->index, speed, width);
+}
+
+/* The first slot's entry resets and destroys the whole set. */
+static const struct pcidev_ops slot0_pcidev_ops = {
+    .plug = slot_pcidev_plug, .unplug = slot_pcidev_unplug, .reset = slot_pcidev_reset,
+    .destroy = slot_pcidev_destroy, .link = slot_pcidev_link,
+};
+static const struct pcidev_ops slot_pcidev_ops = {
+    .plug = slot_pcidev_plug, .unplug = slot_pcidev_unplug, .link = slot_pcidev_link,
+};
+
+int vfio_pci_attach(const struct pcidev_host *h, const struct vfio_args *a,
+                    struct pcidev_list *l)
+{
+    struct vfio_vm vv = {
+        .vm_fd = h->vm_fd, .pio = h->env->pio, .mmio = h->env->mmio, .gm = h->env->gm,
+        .irq = h->irq, .slots = h->slots,
+    };
+    struct vfio_pci_opts o = { .behind_root_port = true };
+    struct vfio_pci *v;
+    int err;
+
+    if (!a->nr)
+        return 0;
+    err = vfio_pci_create(a, &vv, &o, &v);
+    if (err)
+        return err;
+    for (unsigned i = 0; i < v->nr_slots; i++) {
+        struct vfio_pci_slot *sl = &v->slots[i];
+        char name[32];
+        sl->owner = v;
+        sl->index = i;
+        snprintf(name, sizeof(name), "vfio %s", sl->fn[0]->dev.bdf);
+        err = pcidev_add(l, name, PCIDEV_PASSTHROUGH, PCIDEV_ROOT_PORT,
+                         i == 0 ? &slot0_pcidev_ops : &slot_pcidev_ops, sl, NULL);
+        if (err) {
+            if (i == 0)
+                vfio_pci_destroy(v);   /* else the first entry destroys it */
+            return err;
+        }
+    }
+    return 0;
 }

@@ -98,6 +98,8 @@ struct vfio_pci_fn {
 struct vfio_pci_slot {
     struct vfio_pci_fn *fn[8];
     unsigned nr;
+    struct vfio_pci *owner;             /* for the slot's pcidev entry */
+    unsigned index;
 };
 
 struct vfio_pci {
@@ -148,6 +150,8 @@ int vfio_pci_slot_link(struct vfio_pci *v, unsigned slot, unsigned *speed, unsig
  * so the platform under it can be torn down or re-created (an in-process
  * guest reset re-creates q35); vfio_pci_plug may be called again after. */
 void vfio_pci_unplug(struct vfio_pci *v);
+/* The same for guest slot i alone. */
+void vfio_pci_unplug_slot(struct vfio_pci *v, unsigned slot);
 
 /* In-process guest reset: interrupts off, BARs unmapped, every function
  * reset, config space back to power-on. */
@@ -156,6 +160,17 @@ int vfio_pci_reset(struct vfio_pci *v);
 /* The guest memory map changed: keep the IOMMU in step. */
 int vfio_pci_ram_add(struct vfio_pci *v, uint64_t gpa, uint64_t size, void *hva);
 int vfio_pci_ram_remove(struct vfio_pci *v, uint64_t gpa, uint64_t size);
+
+struct pcidev_host;
+struct pcidev_list;
+/* --gpu/--device: create the set (vfio_pci_create, behind root ports) and
+ * add one entry per guest slot to the machine's PCI devices
+ * (devices/pci/pcidev.h), each behind a root port of its own that reports
+ * the host's link. The whole set is reset together (a bus reset can take
+ * several slots at once) and destroyed with its first slot's entry, which
+ * the list destroys last. Nothing to do without such flags. */
+int vfio_pci_attach(const struct pcidev_host *h, const struct vfio_args *a,
+                    struct pcidev_list *l);
 
 /* The pci_device ops of a passed-through function (for tests). */
 extern const struct pci_device_ops vfio_pci_device_ops;

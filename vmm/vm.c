@@ -35,8 +35,9 @@
 #include "devices/chipset/q35.h"
 #include "devices/chipset/sysctl.h"
 #include "devices/legacy/uart.h"
-#include "devices/virtio/virtio_blk.h"
-#include "devices/virtio/virtio_net.h"
+#include "devices/pci/pcidev.h"
+#include "devices/virtio/virtio_blk_args.h"
+#include "devices/virtio/virtio_net_args.h"
 #include "vfio/vfio_pci.h"
 #include "vmm/log.h"
 
@@ -613,15 +614,12 @@ static void undo_devices(struct vm *vm)
 
 /* What the ACPI tables describe, for both boots: the vCPUs, the in-kernel
  * IOAPIC/LAPIC, the LPC's PM block (ACPI_PM_BASE: preset for a direct boot,
- * where OVMF puts PMBASE too), the RTC, and the q35 PCIe host bridge. The
- * 64-bit window (--pci-mmio64, a power of two) starts at the first
- * multiple of its size above RAM: where OVMF puts its aperture when
- * X-PciMmio64Mb gives it that size (PlatformInitLib MemDetect.c aligns the
- * aperture to its size rounded down to a power of two). */
+ * where OVMF puts PMBASE too), the RTC, and the q35 PCIe host bridge with
+ * its windows (the 64-bit one, --pci-mmio64, where q35_pci_mmio64_base
+ * says OVMF puts it). */
 static void vm_acpi_config(struct vm *vm)
 {
     uint64_t low = gm_lowmem(&vm->gm);
-    uint64_t top = vm->gm.size > low ? GM_4G + (vm->gm.size - low) : GM_4G;
 
     vm->acpi = (struct acpi_config){
         .nr_cpus = vm->cfg->nr_cpus,
@@ -634,260 +632,121 @@ static void vm_acpi_config(struct vm *vm)
         .pci = true,
         .ecam_base = Q35_ECAM_DEFAULT_BASE,
         .pci_mmio32_base = low,
-        .pci_mmio64_base = (top + vm->cfg->pci_mmio64_size - 1) & ~(vm->cfg->pci_mmio64_size - 1),
+        .pci_mmio64_base = q35_pci_mmio64_base(&vm->gm, vm->cfg->pci_mmio64_size),
         .pci_mmio64_size = vm->cfg->pci_mmio64_size,
         .mcfg = !vm->cfg->firmware_boot,   /* through fw_cfg the loader adds MCFG */
     };
 }
 
-/* --gpu/--device (vfio/vfio_pci.h): the host functions opened, guest RAM
- * mapped for their DMA, reset; after RAM and the irq table, before the
- * platform, which plugs each guest slot behind a root port of its own. */
-static int step_vfio(struct vm *vm)
+/* The kinds of PCI device the command line can ask for, one line each:
+ * the config field with the flags' parsed values, and the device's attach
+ * function (it creates one device per value and adds it to the machine's
+ * list, devices/pci/pcidev.h). Created in this order -- VFIO first, since
+ * its groups and DMA mapping are the likeliest to fail -- and placed by
+ * q35 in the same order within each kind. */
+#define VM_PCI_KINDS(X)                          \
+    X(vfio, vfio_pci_attach)      /* --gpu, --device vfio,... */ \
+    X(disks, virtio_blk_attach)   /* --disk */   \
+    X(nics, virtio_net_attach)    /* --net */
+
+#define VM_PCI_KIND_ATTACH(field, attach)                                           \
+    static int vm_attach_##field(const struct pcidev_host *h, const struct config *c, \
+                                 struct pcidev_list *l)                             \
+    {                                                                               \
+        return attach(h, &c->field, l);                                             \
+    }
+VM_PCI_KINDS(VM_PCI_KIND_ATTACH)
+
+#define VM_PCI_KIND_ENTRY(field, attach) { #field, vm_attach_##field },
+static const struct {
+    const char *name;
+    int (*attach)(const struct pcidev_host *h, const struct config *c, struct pcidev_list *l);
+} vm_pci_kinds[] = { VM_PCI_KINDS(VM_PCI_KIND_ENTRY) };
+
+/* Every PCI device: host resources opened here (VFIO groups and guest RAM
+ * mapped for their DMA, images opened and locked, taps opened or created
+ * in their bridge) with their I/O threads idle until a driver starts them,
+ * so a bad flag stops start-up before the guest exists. The platform
+ * places and plugs them. */
+static int step_pci_devices(struct vm *vm)
 {
-    struct vfio_vm vv = {
-        .vm_fd = vm->vm_fd, .pio = &vm->pio, .mmio = &vm->mmio, .gm = &vm->gm,
-        .irq = &vm->irq, .slots = &vm->memslots,
+    struct pcidev_host h = {
+        .env = &vm->env, .irq = &vm->irq, .slots = &vm->memslots, .vm_fd = vm->vm_fd,
+        .io_pin = vm->cfg->io_pin,
     };
-    struct vfio_pci_opts o = { .behind_root_port = true };
-    int err;
 
-    if (!vm->cfg->vfio.nr)
-        return 0;
-    err = vfio_pci_create(&vm->cfg->vfio, &vv, &o, &vm->vfio);
-    if (err)
-        return err;
-    if (vfio_pci_nr_slots(vm->vfio) > Q35_MAX_ROOT_PORTS) {
-        log_err("vm", "--gpu/--device: %u guest slots; the q35 platform has %d root ports: pass "
-                "fewer devices", vfio_pci_nr_slots(vm->vfio), Q35_MAX_ROOT_PORTS);
-        vfio_pci_destroy(vm->vfio);
-        vm->vfio = NULL;
-        return -E2BIG;
+    for (size_t i = 0; i < sizeof(vm_pci_kinds) / sizeof(vm_pci_kinds[0]); i++) {
+        int err = vm_pci_kinds[i].attach(&h, vm->cfg, &vm->pci_devs);
+        if (err) {
+            pcidev_list_destroy(&vm->pci_devs);
+            return err;
+        }
     }
     return 0;
 }
 
-static void undo_vfio(struct vm *vm)
+/* After the platform unplugged them (q35_destroy). */
+static void undo_pci_devices(struct vm *vm)
 {
-    vfio_pci_destroy(vm->vfio);   /* after undo_platform unplugged it */
-    vm->vfio = NULL;
+    pcidev_list_destroy(&vm->pci_devs);
 }
 
-/* --disk and --net: each image opened (and locked) and each tap opened
- * here, with the devices' I/O threads (idle until a driver sets DRIVER_OK),
- * so a bad file or interface stops start-up before the guest exists. The
- * platform plugs them on its root bus: disks at 00:0a.0 on, NICs at 00:12.0
- * on, after the root ports (00:02.0-00:09.0). */
-#define VM_DISK_SLOT0 0x0A
-#define VM_NIC_SLOT0  0x12
-
-static void undo_virtio(struct vm *vm);
-
-static int step_virtio(struct vm *vm)
+/* A guest reset, between the old platform's teardown and the new one: the
+ * devices' own resets (VFIO: interrupts off, BARs unmapped, FLR or bus
+ * reset, config space to power-on). Emulated devices went back to
+ * power-on when they were unplugged. */
+static int reset_pci_devices(struct vm *vm)
 {
-    const struct config *cfg = vm->cfg;
-    struct virtio_pci_vm pv = { .env = &vm->env, .irq = &vm->irq, .vm_fd = vm->vm_fd };
-    int err;
-
-    for (unsigned i = 0; i < cfg->disks.nr; i++) {
-        err = virtio_blk_create(&pv, &cfg->disks.disk[i], i, cfg->io_pin, &vm->disks[i]);
-        if (err)
-            goto fail;
-    }
-    for (unsigned i = 0; i < cfg->nics.nr; i++) {
-        err = virtio_net_create(&pv, &cfg->nics.nic[i], i, cfg->io_pin, &vm->nics[i]);
-        if (err)
-            goto fail;
-    }
-    return 0;
-fail:
-    undo_virtio(vm);
-    return err;
+    return pcidev_list_reset(&vm->pci_devs);
 }
 
-static void undo_virtio(struct vm *vm)
+/* The CPU's physical address width (CPUID 0x80000008 EAX[7:0], which KVM
+ * passes from the host); 0 when KVM does not say. */
+static int get_supported_cpuid(struct vm *vm, struct kvm_cpuid2 **out);
+static unsigned vm_phys_addr_bits(struct vm *vm)
 {
-    /* after undo_platform unplugged them */
-    for (unsigned i = 0; i < VIRTIO_NET_ARGS_MAX; i++) {
-        virtio_net_destroy(vm->nics[i]);
-        vm->nics[i] = NULL;
-    }
-    for (unsigned i = 0; i < VIRTIO_BLK_ARGS_MAX_DISKS; i++) {
-        virtio_blk_destroy(vm->disks[i]);
-        vm->disks[i] = NULL;
-    }
+    struct kvm_cpuid2 *c = NULL;
+    unsigned bits = 0;
+
+    if (get_supported_cpuid(vm, &c))
+        return 0;   /* logged; step_vcpus fails on it too */
+    for (uint32_t i = 0; i < c->nent; i++)
+        if (c->entries[i].function == 0x80000008)
+            bits = c->entries[i].eax & 0xff;
+    free(c);
+    return bits;
 }
 
-static int vm_intx_gsi(void *ctx, const struct pci_device *d, uint8_t pin)
-{
-    (void)ctx;
-    return q35_intx_gsi(d, pin);
-}
-
-static void undo_platform(struct vm *vm);
-
-/* OVMF reads its variable store many thousand times on the way to the
- * shell; while the flash is in read-array mode those reads need no device,
- * so VARS is a read-only KVM slot then (QEMU's "romd" mode) and reads cost
- * no exit. Any write still exits (read-only slot -> MMIO) and reaches the
- * CFI state machine; when it leaves array mode (program, erase, status,
- * ID, CFI query) the slot goes, so reads come to the device again. Called
- * by pflash under its lock, on the vCPU thread that wrote the command. */
-static void vm_vars_romd(void *opaque, bool array_mode)
-{
-    struct vm *vm = opaque;
-    uint64_t gpa, size;
-    uint8_t *hva;
-
-    if (!array_mode) {
-        if (vm->vars_slot >= 0)
-            memslot_remove(&vm->memslots, vm->vars_slot);
-        vm->vars_slot = -1;
-        return;
-    }
-    if (vm->vars_slot >= 0 || !vm->q35)
-        return;
-    pflash_region(vm->q35->pflash, PFLASH_VARS, &gpa, &hva, &size);
-    vm->vars_slot = memslot_add(&vm->memslots, gpa, size, hva, MEMSLOT_READONLY);
-    if (vm->vars_slot < 0) {
-        log_warn("vm", "UEFI variable store: cannot map it read-only (%s); its reads go through "
-                 "MMIO exits", strerror(-vm->vars_slot));
-        vm->vars_slot = -1;
-    }
-}
-
-/* fw_cfg "bootorder" for OVMF: the virtio disks in --disk order, as
- * OpenFirmware paths ("/pci@i0cf8/scsi@SLOT/disk@0,0", how QEMU names a
- * virtio-blk-pci function on the root bus; OvmfPkg's QemuBootOrderLib
- * translates it to PciRoot(0x0)/Pci(SLOT,0x0) and matches boot options by
- * that prefix). OVMF then boots the disks first, keeps options that do not
- * start with PciRoot()/HD() (the UEFI shell) after them, and drops the rest
- * -- so no network boot attempts on our NICs or a passed-through NIC's
- * option ROM hold up a disk boot (they cost minutes without a DHCP server).
- * Without disks, or when no disk holds a boot option, OVMF keeps its own
- * order. NULL without disks. */
-static const char *vm_bootorder(struct vm *vm)
-{
-    size_t at = 0;
-
-    vm->bootorder[0] = '\0';
-    for (unsigned i = 0; i < VIRTIO_BLK_ARGS_MAX_DISKS && vm->disks[i]; i++) {
-        int n = snprintf(vm->bootorder + at, sizeof(vm->bootorder) - at,
-                         "/pci@i0cf8/scsi@%x/disk@0,0\n", VM_DISK_SLOT0 + i);
-        if (n < 0 || (size_t)n >= sizeof(vm->bootorder) - at)
-            break;
-        at += (size_t)n;
-    }
-    return at ? vm->bootorder : NULL;
-}
-
-/* The q35 platform (devices/chipset/q35.h): PCI host with ECAM, MCH, LPC with the
- * ACPI PM block, root ports, RTC, fw_cfg, and for a firmware boot the flash:
- * OVMF's CODE becomes a read-only KVM slot (the guest executes from it;
- * writes still exit and the flash's bus range refuses them), VARS stays on
- * the MMIO bus (CFI commands). */
-static int vm_check_mmio64(struct vm *vm);
-
+/* The q35 platform (devices/chipset/q35.h): PCI host with ECAM, MCH, LPC
+ * with the ACPI PM block, a root port per passed-through slot, RTC,
+ * fw_cfg, and for a firmware boot the flash with its KVM slots; the PCI
+ * devices placed by q35's layout and plugged. */
 static int step_platform(struct vm *vm)
 {
     const struct config *cfg = vm->cfg;
-    int err;
 
     vm_acpi_config(vm);
-    err = vm_check_mmio64(vm);
-    if (err)
-        return err;
     struct q35_config qc = {
         .nr_cpus = cfg->nr_cpus,
         .sockets = vm->topo.sockets, .cores = vm->topo.cores, .threads = vm->topo.threads,
         .persist = &vm->q35_persist,
-        .nr_root_ports = vm->vfio ? vfio_pci_nr_slots(vm->vfio) : 0,
+        .devs = &vm->pci_devs,
+        .slots = &vm->memslots,
+        .phys_addr_bits = vm_phys_addr_bits(vm),
         .firmware = cfg->firmware_boot,
-        .pflash = { .code_path = cfg->firmware, .vars_path = vm->vars_path,
-                    .romd_changed = vm_vars_romd, .romd_opaque = vm },
+        .pflash = { .code_path = cfg->firmware, .vars_path = vm->vars_path },
         .acpi = &vm->acpi,
         .pci_mmio64_mb = cfg->pci_mmio64_size >> 20,
         .kernel = cfg->firmware_boot ? cfg->kernel : NULL,
         .initrd = cfg->firmware_boot ? cfg->initrd : NULL,
         .cmdline = cfg->firmware_boot && cfg->kernel ? cfg->cmdline : NULL,
     };
-    qc.bootorder = vm_bootorder(vm);
-    /* Each root port reports the link its device negotiated on the host
-     * (PCIe 6.0 §7.5.3.8), within what the port can say: 2.5-16 GT/s, x1-x16. */
-    for (unsigned i = 0; i < qc.nr_root_ports && i < Q35_MAX_ROOT_PORTS; i++) {
-        unsigned speed, width;
-        if (vfio_pci_slot_link(vm->vfio, i, &speed, &width) == 0) {
-            static const unsigned widths[] = { 16, 8, 4, 2, 1 };
-            qc.port_link[i].speed = speed > PCI_LINK_16GT ? PCI_LINK_16GT : speed;
-            for (unsigned k = 0; k < sizeof(widths) / sizeof(widths[0]); k++)
-                if (width >= widths[k]) {
-                    qc.port_link[i].width = widths[k];
-                    break;
-                }
-        }
-    }
-    err = q35_create(&vm->env, &qc, &vm->q35);
-    if (err)
-        return err;
-    for (unsigned i = 0; vm->vfio && i < vfio_pci_nr_slots(vm->vfio); i++) {
-        err = vfio_pci_plug(vm->vfio, i, q35_pci_bus(vm->q35), q35_root_port(vm->q35, i), 0,
-                            vm_intx_gsi, NULL);
-        if (err) {
-            undo_platform(vm);
-            return err;
-        }
-    }
-    for (unsigned i = 0; i < VIRTIO_BLK_ARGS_MAX_DISKS && vm->disks[i]; i++) {
-        err = virtio_blk_plug(vm->disks[i], q35_pci_bus(vm->q35), NULL,
-                              PCI_DEVFN(VM_DISK_SLOT0 + i, 0), vm_intx_gsi, NULL);
-        if (err) {
-            undo_platform(vm);
-            return err;
-        }
-    }
-    for (unsigned i = 0; i < VIRTIO_NET_ARGS_MAX && vm->nics[i]; i++) {
-        err = virtio_net_plug(vm->nics[i], q35_pci_bus(vm->q35), NULL,
-                              PCI_DEVFN(VM_NIC_SLOT0 + i, 0), vm_intx_gsi, NULL);
-        if (err) {
-            undo_platform(vm);
-            return err;
-        }
-    }
-    if (cfg->firmware_boot) {
-        uint64_t gpa, size;
-        uint8_t *hva;
-        pflash_region(vm->q35->pflash, PFLASH_CODE, &gpa, &hva, &size);
-        vm->flash_slot = memslot_add(&vm->memslots, gpa, size, hva, MEMSLOT_READONLY);
-        if (vm->flash_slot < 0) {
-            err = vm->flash_slot;
-            log_err("vm", "--firmware %s: cannot map it read-only at 0x%" PRIx64 " (+0x%" PRIx64
-                    "): %s", cfg->firmware ? cfg->firmware : PFLASH_DEFAULT_CODE, gpa, size,
-                    strerror(-err));
-            undo_platform(vm);
-            return err;
-        }
-        log_debug("vm", "firmware: CODE at 0x%" PRIx64 " (+0x%" PRIx64 "), VARS %s", gpa, size,
-                  vm->vars_path);
-        vm_vars_romd(vm, true);   /* the flash starts in read-array mode */
-    }
-    return 0;
+    return q35_create(&vm->env, &qc, &vm->q35);
 }
 
+/* Unplugs the PCI devices first (they sit on its bus); idempotent. */
 static void undo_platform(struct vm *vm)
 {
-    if (vm->flash_slot >= 0)
-        memslot_remove(&vm->memslots, vm->flash_slot);
-    vm->flash_slot = -1;
-    if (vm->vars_slot >= 0)
-        memslot_remove(&vm->memslots, vm->vars_slot);
-    vm->vars_slot = -1;
-    vfio_pci_unplug(vm->vfio);   /* the functions sit on q35's bus */
-    for (unsigned i = 0; i < VIRTIO_NET_ARGS_MAX; i++)
-        if (vm->nics[i])
-            virtio_net_unplug(vm->nics[i]);
-    for (unsigned i = 0; i < VIRTIO_BLK_ARGS_MAX_DISKS; i++)
-        if (vm->disks[i])
-            virtio_blk_unplug(vm->disks[i]);
     q35_destroy(vm->q35);
     vm->q35 = NULL;
 }
@@ -953,32 +812,6 @@ static int get_supported_cpuid(struct vm *vm, struct kvm_cpuid2 **out)
 }
 
 static void undo_vcpus(struct vm *vm);
-
-/* The 64-bit PCI window must end inside the guest's physical address space
- * (CPUID 0x80000008 EAX[7:0], which KVM passes from the host): OVMF would
- * otherwise give up on the aperture and the BARs there with it. */
-static int vm_check_mmio64(struct vm *vm)
-{
-    struct kvm_cpuid2 *c = NULL;
-    unsigned bits = 0;
-    uint64_t end = vm->acpi.pci_mmio64_base + vm->acpi.pci_mmio64_size;
-
-    if (get_supported_cpuid(vm, &c))
-        return 0;   /* logged; step_vcpus fails on it too */
-    for (uint32_t i = 0; i < c->nent; i++)
-        if (c->entries[i].function == 0x80000008)
-            bits = c->entries[i].eax & 0xff;
-    free(c);
-    if (bits >= 32 && bits < 64 && end > (1ULL << bits)) {
-        log_err("vm", "--pci-mmio64 %" PRIu64 "G: the window at 0x%" PRIx64 "-0x%" PRIx64
-                " (above %" PRIu64 " MiB of RAM) ends past the %u-bit physical address space "
-                "of this CPU (%" PRIu64 " GiB); give a smaller --pci-mmio64 or less --memory",
-                vm->acpi.pci_mmio64_size >> 30, vm->acpi.pci_mmio64_base, end - 1,
-                vm->gm.size >> 20, bits, (uint64_t)((1ULL << bits) >> 30));
-        return -ERANGE;
-    }
-    return 0;
-}
 
 static int step_vcpus(struct vm *vm)
 {
@@ -1098,29 +931,35 @@ static void undo_vcpu_threads(struct vm *vm)
 struct vm_step {
     const char *name;
     int (*run)(struct vm *vm);
-    void (*undo)(struct vm *vm);   /* NULL: nothing to undo (freed with the VM fd) */
+    void (*undo)(struct vm *vm);   /* NULL: nothing to undo (freed with the VM fd);
+                                    * must be safe to call again after it ran */
+    enum vm_on_reset on_reset;
+    int (*reset)(struct vm *vm);
 };
 
+static int reset_irqchip(struct vm *vm);
+static int reset_vcpus(struct vm *vm);
+static int restart_vcpu_threads(struct vm *vm);
+
 static const struct vm_step vm_steps[] = {
-    { "signals",          step_signals,        undo_signals },
-    { "host CPU pinning", step_pinning,        undo_pinning },
-    { "boot source",      step_boot_source,    NULL },
-    { "stats",            step_stats,          undo_stats },
-    { "kvm",              step_kvm,            undo_kvm },
-    { "vm",               step_vm,             undo_vm },
-    { "memory",           step_memory,         undo_memory },
-    { "irqchip and pit",  step_irqchip,        undo_irqchip },
-    { "irq routing",      step_irq_routing,    undo_irq_routing },
-    { "buses",            step_buses,          undo_buses },
-    { "devices",          step_devices,        undo_devices },
-    { "vfio",             step_vfio,           undo_vfio },
-    { "virtio devices",   step_virtio,         undo_virtio },
-    { "q35 platform",     step_platform,       undo_platform },
-    { "firmware tables",  step_tables,         NULL },
-    { "kernel",           step_kernel,         NULL },
-    { "vcpus",            step_vcpus,          undo_vcpus },
-    { "device threads",   step_device_threads, NULL },
-    { "vcpu threads",     step_vcpu_threads,   undo_vcpu_threads },
+    { "signals",          step_signals,        undo_signals,      VM_RESET_KEEP, NULL },
+    { "host CPU pinning", step_pinning,        undo_pinning,      VM_RESET_KEEP, NULL },
+    { "boot source",      step_boot_source,    NULL,              VM_RESET_KEEP, NULL },
+    { "stats",            step_stats,          undo_stats,        VM_RESET_KEEP, NULL },
+    { "kvm",              step_kvm,            undo_kvm,          VM_RESET_KEEP, NULL },
+    { "vm",               step_vm,             undo_vm,           VM_RESET_KEEP, NULL },
+    { "memory",           step_memory,         undo_memory,       VM_RESET_KEEP, NULL },
+    { "irqchip and pit",  step_irqchip,        undo_irqchip,      VM_RESET_HOOK, reset_irqchip },
+    { "irq routing",      step_irq_routing,    undo_irq_routing,  VM_RESET_KEEP, NULL },
+    { "buses",            step_buses,          undo_buses,        VM_RESET_KEEP, NULL },
+    { "devices",          step_devices,        undo_devices,      VM_RESET_KEEP, NULL },
+    { "pci devices",      step_pci_devices,    undo_pci_devices,  VM_RESET_HOOK, reset_pci_devices },
+    { "q35 platform",     step_platform,       undo_platform,     VM_RESET_REDO, NULL },
+    { "firmware tables",  step_tables,         NULL,              VM_RESET_REDO, NULL },
+    { "kernel",           step_kernel,         NULL,              VM_RESET_REDO, NULL },
+    { "vcpus",            step_vcpus,          undo_vcpus,        VM_RESET_HOOK, reset_vcpus },
+    { "device threads",   step_device_threads, NULL,              VM_RESET_KEEP, NULL },
+    { "vcpu threads",     step_vcpu_threads,   undo_vcpu_threads, VM_RESET_REDO, restart_vcpu_threads },
 };
 #define VM_NR_STEPS (sizeof(vm_steps) / sizeof(vm_steps[0]))
 
@@ -1134,6 +973,11 @@ const char *vm_step_name(unsigned i)
     return i < VM_NR_STEPS ? vm_steps[i].name : NULL;
 }
 
+enum vm_on_reset vm_step_on_reset(unsigned i)
+{
+    return i < VM_NR_STEPS ? vm_steps[i].on_reset : VM_RESET_KEEP;
+}
+
 /* ---- life cycle ---- */
 
 int vm_create(const struct config *cfg, struct vm **out)
@@ -1144,7 +988,6 @@ int vm_create(const struct config *cfg, struct vm **out)
         return -ENOMEM;
     vm->cfg = cfg;
     vm->kvm_fd = vm->vm_fd = vm->serial_fd = -1;
-    vm->flash_slot = vm->vars_slot = -1;
     vm->stop_efd = vm->signal_fd = -1;
     atomic_init(&vm->stop_reason, VM_RUNNING);
     atomic_init(&vm->stop_code, 0);
@@ -1183,52 +1026,31 @@ int vm_start(struct vm *vm)
     return 0;
 }
 
-/* Stop and join the vCPU threads for a guest reset; kicks stay possible
- * again once the threads are restarted. */
-static void vm_join_vcpu_threads(struct vm *vm)
+/* The in-kernel PIC pair, IOAPIC and PIT back as created. */
+static int reset_irqchip(struct vm *vm)
 {
-    pthread_mutex_lock(&vm->kick_lock);
-    vm_kick_all(vm);
-    vm->kicks_disabled = true;
-    pthread_mutex_unlock(&vm->kick_lock);
-    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-        if (vm->vcpus[i].started) {
-            pthread_join(vm->vcpus[i].thread, NULL);
-            pthread_mutex_lock(&vm->kick_lock);
-            vm->vcpus[i].started = false;
-            pthread_mutex_unlock(&vm->kick_lock);
-        }
-    }
+    return vm_restore_irqchip(vm);
 }
 
-/* The guest asked for a reset: restart it in this process (see vm.h). On
- * failure the VM stays stopped with reason VM_STOP_RESET (exit status 3). */
-static int vm_reset(struct vm *vm)
+/* Every vCPU back to the state captured right after its creation (KVM
+ * has no vCPU reset ioctl): registers, LAPIC, MP state (APs wait for
+ * INIT/SIPI again). */
+static int reset_vcpus(struct vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        int err = vcpu_reset(&vm->vcpus[i]);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+/* The last step of a reset: the stop request that started it is
+ * forgotten and the vCPUs run again. */
+static int restart_vcpu_threads(struct vm *vm)
 {
     uint64_t v;
-    int err;
 
-    vm_join_vcpu_threads(vm);
-    vm->resets++;
-    log_info("vm", "the guest reset: restarting it (reset #%u)", vm->resets);
-
-    vfio_pci_unplug(vm->vfio);
-    vfio_pci_reset(vm->vfio);    /* interrupts off, BARs unmapped, functions reset */
-    undo_platform(vm);
-    err = step_platform(vm);
-    if (!err)
-        err = step_tables(vm);
-    if (!err)
-        err = step_kernel(vm);
-    if (!err)
-        err = vm_restore_irqchip(vm);
-    for (unsigned i = 0; !err && i < vm->nr_vcpus; i++)
-        err = vcpu_reset(&vm->vcpus[i]);
-    if (err) {
-        log_err("vm", "the guest reset, and restarting it failed (%s); minivmm exits with "
-                "status 3", strerror(-err));
-        return err;
-    }
     while (read(vm->stop_efd, &v, sizeof(v)) == sizeof(v))
         ;
     atomic_store(&vm->stop_code, 0);
@@ -1236,10 +1058,48 @@ static int vm_reset(struct vm *vm)
     pthread_mutex_lock(&vm->kick_lock);
     vm->kicks_disabled = false;
     pthread_mutex_unlock(&vm->kick_lock);
-    err = step_vcpu_threads(vm);
-    if (err) {
+    int err = step_vcpu_threads(vm);
+    if (err)
         vm_request_stop(vm, VM_STOP_ERROR, 0);
-        return err;
+    return err;
+}
+
+/* The guest asked for a reset: restart it in this process by walking the
+ * step table (enum vm_on_reset): undo the REDO steps in reverse -- the
+ * vCPU threads joined, the platform torn down with its PCI devices
+ * unplugged -- then, in order, run the HOOK steps' resets and the REDO
+ * steps again. On failure the VM stays stopped with reason VM_STOP_RESET
+ * (exit status 3); vm_destroy undoes what is left (undo is idempotent). */
+static int vm_reset(struct vm *vm)
+{
+    vm->resets++;
+    log_info("vm", "the guest reset: restarting it (reset #%u)", vm->resets);
+    for (unsigned i = vm->steps_done; i--;) {
+        const struct vm_step *st = &vm_steps[i];
+        if (st->on_reset == VM_RESET_REDO && st->undo) {
+            log_debug("vm", "reset: undo %s", st->name);
+            st->undo(vm);
+        }
+    }
+    for (unsigned i = 0; i < vm->steps_done; i++) {
+        const struct vm_step *st = &vm_steps[i];
+        int (*fn)(struct vm *) = NULL;
+        if (st->on_reset == VM_RESET_HOOK)
+            fn = st->reset;
+        else if (st->on_reset == VM_RESET_REDO)
+            fn = st->reset ? st->reset : st->run;
+        if (!fn)
+            continue;
+        log_debug("vm", "reset: %s", st->name);
+        int err = fn(vm);
+        if (err) {
+            /* (once the vCPU threads were asked to run again, their own
+             * stop request says why) */
+            if (atomic_load(&vm->stop_reason) == VM_STOP_RESET)
+                log_err("vm", "the guest reset, and restarting it failed at '%s' (%s); minivmm "
+                        "exits with status 3", st->name, strerror(-err));
+            return err;
+        }
     }
     return 0;
 }

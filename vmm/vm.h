@@ -20,6 +20,7 @@
 #include "boot/acpi.h"
 #include "boot/e820.h"
 #include "devices/chipset/q35.h"
+#include "devices/pci/pcidev.h"
 #include "vmm/bus.h"
 #include "vmm/config.h"
 #include "vmm/dev_env.h"
@@ -44,9 +45,6 @@ struct uart;
 struct i8042;
 struct sysctl;
 struct q35;
-struct vfio_pci;
-struct virtio_blk;
-struct virtio_net;
 struct vm_irqchip_state;
 
 struct vm {
@@ -74,12 +72,7 @@ struct vm {
     struct sysctl *sysctl;
     struct q35 *q35;                /* PCI, MCH, LPC (+ACPI PM), RTC, fw_cfg, flash */
     struct q35_persist q35_persist; /* RTC/CMOS and SMBIOS UUID across guest resets */
-    struct vfio_pci *vfio;          /* --gpu/--device: one root port per guest slot */
-    struct virtio_blk *disks[VIRTIO_BLK_ARGS_MAX_DISKS];   /* --disk, at 00:0a.0 on */
-    struct virtio_net *nics[VIRTIO_NET_ARGS_MAX];          /* --net, at 00:12.0 on */
-    char bootorder[VIRTIO_BLK_ARGS_MAX_DISKS * 32];         /* fw_cfg, see vm_bootorder */
-    int flash_slot;                 /* OVMF CODE as a read-only KVM slot; -1 none */
-    int vars_slot;                  /* VARS while in read-array mode; -1 none */
+    struct pcidev_list pci_devs;    /* every PCI device, placed and plugged by q35 */
     char vars_path[4096];           /* firmware: the VARS copy in use */
 
     /* boot */
@@ -140,8 +133,22 @@ void vm_destroy(struct vm *vm);
  * ignored. Sets immediate_exit on every vCPU and kicks their threads. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int code);
 
-/* The start-up steps, for ARCHITECTURE.md and tests: names in order. */
+/* What a guest reset does with a start-up step: the reset is a walk of the
+ * step table (vm.c's vm_reset). RAM, KVM, the buses, the host side of the
+ * devices (images, taps, VFIO groups) and the chips outside the q35
+ * platform are kept, as a PC keeps its power supply. */
+enum vm_on_reset {
+    VM_RESET_KEEP,      /* left as it is */
+    VM_RESET_REDO,      /* undone (in reverse), then run again (in order);
+                         * the step's reset function, if it has one, runs
+                         * instead of its run */
+    VM_RESET_HOOK,      /* its reset function runs, in order */
+};
+
+/* The start-up steps, for ARCHITECTURE.md and tests: names in order, and
+ * what a reset does with each. */
 unsigned vm_nr_steps(void);
 const char *vm_step_name(unsigned i);
+enum vm_on_reset vm_step_on_reset(unsigned i);
 
 #endif

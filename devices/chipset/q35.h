@@ -14,10 +14,33 @@
  *   direct kernel boot: no flash; PCIEXBAR is preset to 0xB0000000 and the
  *     PM block to ACPI_PM_BASE, as a firmware would have left them.
  *
- * Start-up order (undone in reverse on failure and by q35_destroy): PCI
- * bus and its ports (adopting 0xCF9 from devices/sysctl, which must exist
- * already: create sysctl first, destroy it after), MCH, LPC (+ acpi_pm),
- * root ports, RTC, fw_cfg (+ SMBIOS), pflash; direct boot: SMBIOS in RAM.
+ * The machine's layout is q35's: where each PCI device of the VM sits (the
+ * slot map below), the fw_cfg "bootorder" built from those places, the
+ * check that the 64-bit PCI window fits the CPU's physical address space,
+ * and the flash's KVM memory slots. vmm/vm.c hands over the list of PCI
+ * devices (devices/pci/pcidev.h) and q35 places and plugs them.
+ *
+ * Slot map of bus 0 (QEMU's q35 uses the same fixed places for the
+ * built-in functions, so guests and their drivers find them there):
+ *   00.0        MCH host bridge (8086:29c0)
+ *   01.0        a display (PCIDEV_DISPLAY), as QEMU's q35 VGA
+ *   02.0-09.0   PCIe root ports, one per PCIDEV_ROOT_PORT device, in order
+ *               (passed-through slots), then cfg.nr_root_ports spare ones
+ *   0a.0-11.0   storage on the root bus (virtio-blk), in order
+ *   12.0-19.0   NICs on the root bus (virtio-net), in order
+ *   1a.0-1d.0   anything else on the root bus
+ *   1f.0        ICH9 LPC (multi-function); 1f.2 is where q35 guests expect
+ *               the ICH9 AHCI (Q35_AHCI_DEVFN, a PCIDEV_FIXED device), 1f.3
+ *               the SMBus controller
+ * A device that finds its range full, a fixed place taken, or more
+ * root-port devices than ports fails q35_create naming it.
+ *
+ * Start-up order (undone in reverse on failure and by q35_destroy): the
+ * devices placed and the boot order built; PCI bus and its ports (adopting
+ * 0xCF9 from devices/chipset/sysctl, which must exist already: create
+ * sysctl first, destroy it after), MCH, LPC (+ acpi_pm), root ports, RTC,
+ * fw_cfg (+ SMBIOS), pflash and its KVM slots; direct boot: SMBIOS in RAM;
+ * last, every PCI device plugged (q35_destroy unplugs them first).
  * Do not create an acpi_pm of your own:
  * the LPC owns it (q35_acpi_pm() for the power button).
  *
@@ -33,6 +56,7 @@
 #include <stdint.h>
 
 #include "boot/acpi.h"
+#include "devices/pci/pcidev.h"
 #include "devices/chipset/fw_cfg.h"
 #include "devices/chipset/lpc_ich9.h"
 #include "devices/pci/pci.h"
@@ -44,7 +68,17 @@
 
 #define Q35_MAX_ROOT_PORTS   8
 
-#define Q35_ROOT_PORT_SLOT0  2      /* root port i sits at 00:(2 + i).0 */
+#define Q35_DISPLAY_SLOT     0x01
+#define Q35_ROOT_PORT_SLOT0  0x02   /* root port i sits at 00:(2 + i).0 */
+#define Q35_STORAGE_SLOT0    0x0A
+#define Q35_NET_SLOT0        0x12
+#define Q35_OTHER_SLOT0      0x1A
+#define Q35_OTHER_SLOT_END   0x1E   /* one past the last */
+#define Q35_LPC_DEVFN        PCI_DEVFN(0x1F, 0)
+#define Q35_AHCI_DEVFN       PCI_DEVFN(0x1F, 2)
+#define Q35_SMBUS_DEVFN      PCI_DEVFN(0x1F, 3)
+
+struct memslots;
 
 /* What outlives one platform instance across an in-process guest reset,
  * as on hardware: the battery-backed RTC/CMOS (the guest-set time, CMOS
@@ -59,10 +93,22 @@ struct q35_persist {
 
 struct q35_config {
     unsigned nr_cpus;
-    unsigned nr_root_ports;         /* 0..Q35_MAX_ROOT_PORTS */
-    /* optional: the link root port i reports (a passed-through device's
-     * negotiated speed and width, vfio_pci_slot_link); 0: the defaults */
+    /* The VM's PCI devices: placed, plugged last, unplugged first. NULL:
+     * none. Each PCIDEV_ROOT_PORT device gets a root port reporting the
+     * link its ops->link gives (clamped to 2.5-16 GT/s, x1-x16). */
+    struct pcidev_list *devs;
+    /* Spare root ports after the devices' own (tests; hot-plug later). */
+    unsigned nr_root_ports;
+    /* optional: the link spare root port i reports; 0: the defaults */
     struct { unsigned speed, width; } port_link[Q35_MAX_ROOT_PORTS];
+    /* KVM memory slots for the flash (firmware only): CODE is a read-only
+     * slot (the guest executes from it), VARS one too while the flash is
+     * in read-array mode. NULL: all flash accesses exit (tests). */
+    struct memslots *slots;
+    /* The CPU's physical address width (CPUID 0x80000008 EAX[7:0]): the
+     * 64-bit PCI window (acpi->pci_mmio64_*) must end below 2^bits, or OVMF
+     * drops its aperture. 0: not checked. */
+    unsigned phys_addr_bits;
     /* SMBIOS type 4 (boot/smbios.h): sockets, cores per socket, threads
      * per core; any 0: one socket of nr_cpus cores */
     unsigned sockets, cores, threads;
@@ -73,7 +119,6 @@ struct q35_config {
     struct pflash_config pflash;    /* firmware only */
     /* fw_cfg items (firmware only) */
     const struct acpi_config *acpi; /* the tables to hand OVMF; NULL: none */
-    const char *bootorder;
     uint64_t pci_mmio64_mb;
     const char *kernel, *initrd, *cmdline;   /* --kernel through OVMF */
 };
@@ -91,6 +136,11 @@ struct q35 {
     struct fw_cfg *fw_cfg;
     struct pflash *pflash;
     struct q35_persist *persist;
+    struct memslots *slots;
+    int code_slot, vars_slot;       /* KVM slots of the flash; -1 none */
+    struct pcidev_list *devs;
+    unsigned nr_dev_ports;          /* root ports 0.. given to devs */
+    char bootorder[PCIDEV_MAX * 64];
 };
 
 /* env->gm must be set (RAM layout for MCH, CMOS and e820). Errors are
@@ -98,7 +148,7 @@ struct q35 {
 int q35_create(const struct dev_env *env, const struct q35_config *cfg, struct q35 **out);
 void q35_destroy(struct q35 *q);
 
-/* For VFIO/virtio-pci: plug functions with pci_bus_add(q35_pci_bus(q),
+/* For tests and spare ports: plug functions with pci_bus_add(q35_pci_bus(q),
  * q35_root_port(q, i) or NULL, devfn, dev). */
 struct pci_bus *q35_pci_bus(struct q35 *q);
 struct pci_device *q35_root_port(struct q35 *q, unsigned i);   /* NULL past the last */
@@ -106,5 +156,12 @@ struct acpi_pm *q35_acpi_pm(struct q35 *q);
 /* GSI of pin (1-4) of d, by the rule above; -EINVAL for pin 0/>4 or a
  * device that is not on bus 0 or directly behind a root port. */
 int q35_intx_gsi(const struct pci_device *d, uint8_t pin);
+/* Where the 64-bit PCI window of size (a power of two) starts: the first
+ * multiple of its size above RAM, which is where OVMF puts its aperture
+ * when X-PciMmio64Mb gives it that size (PlatformInitLib MemDetect.c
+ * aligns the aperture to its size). */
+uint64_t q35_pci_mmio64_base(const struct gm *gm, uint64_t size);
+/* The fw_cfg "bootorder" q35_create built (NULL: none), for tests. */
+const char *q35_bootorder(const struct q35 *q);
 
 #endif

@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/pci/pci.h"
+#include "devices/pci/pcidev.h"
+#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_pci.h"
 #include "vmm/arg.h"
 
 const char virtio_blk_args_usage[] =
@@ -125,5 +129,70 @@ int virtio_blk_args_apply(struct virtio_blk_args *a, const char *name, size_t na
             return arg_fail(err, errlen, "--disk %s: %s is already a disk; give each image once",
                             value, a->disk[a->nr].path);
     a->nr++;
+    return 0;
+}
+
+/* ---- the device in the machine's PCI list ---- */
+
+static int blk_pcidev_plug(void *dev, const struct pcidev_where *w)
+{
+    return virtio_blk_plug(dev, w->bus, w->parent, w->devfn, w->intx_gsi, w->intx_ctx);
+}
+
+static void blk_pcidev_unplug(void *dev)
+{
+    virtio_blk_unplug(dev);
+}
+
+static void blk_pcidev_destroy(void *dev)
+{
+    virtio_blk_destroy(dev);
+}
+
+/* How QEMU names a virtio-blk-pci function for "bootorder" (its fw_name
+ * "scsi", the disk node "disk@0,0"), which OvmfPkg's QemuBootOrderLib
+ * translates to PciRoot(0x0)/Pci(SLOT,FN) (behind a root port:
+ * .../Pci(PORT,0x0)/Pci(0x0,0x0)) and matches boot options by. */
+static int blk_pcidev_boot_path(void *dev, const struct pcidev_where *w, char *buf, size_t len)
+{
+    int n;
+
+    if (w->parent)
+        n = snprintf(buf, len, "/pci@i0cf8/pci-bridge@%x/scsi@%x/disk@0,0", w->slot,
+                     PCI_SLOT(w->devfn));
+    else if (PCI_FUNC(w->devfn))
+        n = snprintf(buf, len, "/pci@i0cf8/scsi@%x,%x/disk@0,0", w->slot, PCI_FUNC(w->devfn));
+    else
+        n = snprintf(buf, len, "/pci@i0cf8/scsi@%x/disk@0,0", w->slot);
+    return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+static const struct pcidev_ops blk_pcidev_ops = {
+    .plug = blk_pcidev_plug,
+    .unplug = blk_pcidev_unplug,
+    .destroy = blk_pcidev_destroy,
+    .boot_path = blk_pcidev_boot_path,
+};
+
+int virtio_blk_attach(const struct pcidev_host *h, const struct virtio_blk_args *a,
+                      struct pcidev_list *l)
+{
+    struct virtio_pci_vm pv = { .env = h->env, .irq = h->irq, .vm_fd = h->vm_fd };
+
+    for (unsigned i = 0; i < a->nr; i++) {
+        struct virtio_blk *b;
+        struct pcidev *d;
+        char name[32];
+        int err = virtio_blk_create(&pv, &a->disk[i], i, h->io_pin, &b);
+        if (err)
+            return err;
+        snprintf(name, sizeof(name), "virtio-blk%u", i);
+        err = pcidev_add(l, name, PCIDEV_STORAGE, PCIDEV_ROOT_BUS, &blk_pcidev_ops, b, &d);
+        if (err) {
+            virtio_blk_destroy(b);
+            return err;
+        }
+        d->boot_index = (int)i;
+    }
     return 0;
 }

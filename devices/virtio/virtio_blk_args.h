@@ -54,4 +54,13 @@ bool virtio_blk_args_flag(const char *name, size_t namelen, bool *takes_value);
 int virtio_blk_args_apply(struct virtio_blk_args *a, const char *name, size_t namelen,
                           const char *value, char *err, unsigned errlen);
 
+struct pcidev_host;
+struct pcidev_list;
+/* Create a virtio-blk device for each --disk, in order, and add it to the
+ * machine's PCI devices (devices/pci/pcidev.h): storage on the root bus,
+ * bootable in --disk order. Errors name the file; devices already added
+ * stay in the list for the caller to destroy. */
+int virtio_blk_attach(const struct pcidev_host *h, const struct virtio_blk_args *a,
+                      struct pcidev_list *l);
+
 #endif

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/pci/pcidev.h"
+#include "devices/virtio/virtio_net.h"
+#include "devices/virtio/virtio_pci.h"
 #include "vmm/arg.h"
 
 const char virtio_net_args_usage[] =
@@ -299,5 +302,51 @@ int virtio_net_args_apply(struct virtio_net_args *a, const char *name, size_t na
     if (n->backend == VIRTIO_NET_USER)
         snprintf(n->ifname, sizeof(n->ifname), "user%u", a->nr);
     a->nr++;
+    return 0;
+}
+
+/* ---- the device in the machine's PCI list ---- */
+
+static int net_pcidev_plug(void *dev, const struct pcidev_where *w)
+{
+    return virtio_net_plug(dev, w->bus, w->parent, w->devfn, w->intx_gsi, w->intx_ctx);
+}
+
+static void net_pcidev_unplug(void *dev)
+{
+    virtio_net_unplug(dev);
+}
+
+static void net_pcidev_destroy(void *dev)
+{
+    virtio_net_destroy(dev);
+}
+
+/* No boot_path: a NIC left out of "bootorder" is dropped by OVMF from its
+ * boot options, so no PXE/HTTP boot attempts hold up a disk boot. */
+static const struct pcidev_ops net_pcidev_ops = {
+    .plug = net_pcidev_plug,
+    .unplug = net_pcidev_unplug,
+    .destroy = net_pcidev_destroy,
+};
+
+int virtio_net_attach(const struct pcidev_host *h, const struct virtio_net_args *a,
+                      struct pcidev_list *l)
+{
+    struct virtio_pci_vm pv = { .env = h->env, .irq = h->irq, .vm_fd = h->vm_fd };
+
+    for (unsigned i = 0; i < a->nr; i++) {
+        struct virtio_net *n;
+        char name[32];
+        int err = virtio_net_create(&pv, &a->nic[i], i, h->io_pin, &n);
+        if (err)
+            return err;
+        snprintf(name, sizeof(name), "virtio-net%u", i);
+        err = pcidev_add(l, name, PCIDEV_NET, PCIDEV_ROOT_BUS, &net_pcidev_ops, n, NULL);
+        if (err) {
+            virtio_net_destroy(n);
+            return err;
+        }
+    }
     return 0;
 }

@@ -78,4 +78,13 @@ bool virtio_net_args_flag(const char *name, size_t namelen, bool *takes_value);
 int virtio_net_args_apply(struct virtio_net_args *a, const char *name, size_t namelen,
                           const char *value, char *err, unsigned errlen);
 
+struct pcidev_host;
+struct pcidev_list;
+/* Create a virtio-net device for each --net, in order (its backend opened:
+ * a tap, a bridge port, libslirp), and add it to the machine's PCI devices:
+ * a NIC on the root bus, not in the boot order. Errors name the backend;
+ * devices already added stay in the list for the caller to destroy. */
+int virtio_net_attach(const struct pcidev_host *h, const struct virtio_net_args *a,
+                      struct pcidev_list *l);
+
 #endif

@@ -99,3 +99,33 @@ Test(vm, step_order)
     cr_assert_eq(step_index("vcpu threads"), vm_nr_steps() - 1);
     cr_assert_null(vm_step_name(vm_nr_steps()));
 }
+
+/* A guest reset walks the same table: the platform (and with it every PCI
+ * device's place on the bus), the direct boot's tables and kernel, and the
+ * vCPU threads are redone; the PCI devices' own resets run after the old
+ * platform is gone and before the new one plugs them; the vCPUs are put
+ * back as created after the kernel is loaded; RAM, KVM and the host side of
+ * the devices are kept. */
+Test(vm, reset_plan)
+{
+    cr_assert_eq(vm_step_on_reset(step_index("memory")), VM_RESET_KEEP, "RAM is not cleared");
+    cr_assert_eq(vm_step_on_reset(step_index("kvm")), VM_RESET_KEEP);
+    cr_assert_eq(vm_step_on_reset(step_index("vm")), VM_RESET_KEEP);
+    cr_assert_eq(vm_step_on_reset(step_index("buses")), VM_RESET_KEEP);
+    cr_assert_eq(vm_step_on_reset(step_index("irqchip and pit")), VM_RESET_HOOK);
+    cr_assert_eq(vm_step_on_reset(step_index("pci devices")), VM_RESET_HOOK,
+                 "images, taps and VFIO groups stay open");
+    cr_assert_eq(vm_step_on_reset(step_index("q35 platform")), VM_RESET_REDO);
+    cr_assert_eq(vm_step_on_reset(step_index("firmware tables")), VM_RESET_REDO);
+    cr_assert_eq(vm_step_on_reset(step_index("kernel")), VM_RESET_REDO);
+    cr_assert_eq(vm_step_on_reset(step_index("vcpus")), VM_RESET_HOOK);
+    cr_assert_eq(vm_step_on_reset(step_index("vcpu threads")), VM_RESET_REDO);
+    cr_assert_lt(step_index("pci devices"), step_index("q35 platform"),
+                 "devices reset between the old platform's teardown and the new one");
+    cr_assert_lt(step_index("kernel"), step_index("vcpus"));
+    /* whatever a REDO step depends on is either kept or redone before it */
+    for (unsigned i = 0; i < vm_nr_steps(); i++)
+        if (vm_step_on_reset(i) == VM_RESET_REDO)
+            cr_assert_gt(i, step_index("pci devices"), "%s", vm_step_name(i));
+    cr_assert_eq(vm_step_on_reset(vm_nr_steps()), VM_RESET_KEEP);
+}
