@@ -337,7 +337,7 @@ static int q35_add_fw_cfg_items(struct q35 *q, const struct q35_config *cfg,
     struct fw_cfg_machine m = {
         .gm = q->env.gm,
         .nr_cpus = cfg->nr_cpus,
-        .bootorder = q->devs ? q35_build_bootorder(q, q->devs) : NULL,
+        .bootorder = q35_bootorder(q),
         .pci_mmio64_mb = cfg->pci_mmio64_mb,
         .kernel = cfg->kernel,
         .initrd = cfg->initrd,
@@ -386,6 +386,7 @@ int q35_create(const struct dev_env *env, const struct q35_config *cfg, struct q
         }
         q->devs = cfg->devs;
         q->nr_dev_ports = dev_ports;
+        q35_build_bootorder(q, q->devs);
     }
 
     err = pci_bus_init(&q->pci, env->pio, env->mmio);
