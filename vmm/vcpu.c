@@ -25,16 +25,12 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
-#include "arch/x86/cpuid.h"
+#include "arch/x86/cpuid_policy.h"
 #include "arch/x86/regs.h"
-#include "vfio/quirks.h"
 #include "vmm/bus.h"
 #include "vmm/log.h"
 #include "vmm/stats.h"
 #include "vmm/vm.h"
-
-#define CPUID_TSC_DEADLINE (1u << 24)   /* leaf 1 ECX */
-#define CPUID_FIXUP_ROOM   6            /* see cpuid_fixup */
 
 /* LAPIC registers (Intel SDM vol. 3A §10.5.1) in struct kvm_lapic_state */
 #define APIC_LVT_LINT0     0x350
@@ -406,32 +402,23 @@ static int vcpu_setup_lint(struct vcpu *v)
 static int vcpu_set_cpuid(struct vcpu *v, const struct kvm_cpuid2 *supported)
 {
     struct vm *vm = v->vm;
-    unsigned max = supported->nent + CPUID_FIXUP_ROOM;
-    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + max * sizeof(c->entries[0]));
+    const struct cpuid_policy policy = {
+        .topo = vm->topo,
+        .tsc_deadline = vm->tsc_deadline,
+        .hide_hypervisor = vm->cfg->vfio.hide_hypervisor,
+    };
+    struct kvm_cpuid2 *c;
     int err;
 
-    if (!c)
-        return -ENOMEM;
-    c->nent = supported->nent;
-    memcpy(c->entries, supported->entries, supported->nent * sizeof(c->entries[0]));
-    err = cpuid_fixup(c, max, &vm->topo, v->index);
+    err = cpuid_policy_table(supported, &policy, v->index, &c);
     if (err) {
         log_err("vcpu", "vcpu%u: cannot build its CPUID: %s", v->index, strerror(-err));
-        goto out;
+        return err;
     }
-    if (vm->cfg->vfio.hide_hypervisor)
-        vfio_cpuid_hide_hypervisor(c);
-    /* KVM emulates the TSC-deadline timer but does not report it in
-     * KVM_GET_SUPPORTED_CPUID (KVM API, KVM_CAP_TSC_DEADLINE_TIMER). */
-    if (vm->tsc_deadline)
-        for (unsigned i = 0; i < c->nent; i++)
-            if (c->entries[i].function == 1)
-                c->entries[i].ecx |= CPUID_TSC_DEADLINE;
     if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0) {
         err = -errno;
         log_err("vcpu", "vcpu%u: KVM_SET_CPUID2: %s", v->index, strerror(errno));
     }
-out:
     free(c);
     return err;
 }
