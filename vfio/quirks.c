@@ -44,17 +44,3 @@ enum vfio_quirk_route vfio_quirk_route(const struct vfio_quirk_window *w,
         return VFIO_QUIRK_TO_BOTH;
     return VFIO_QUIRK_TO_CONFIG;
 }
-
-void vfio_cpuid_hide_hypervisor(struct kvm_cpuid2 *c)
-{
-    uint32_t out = 0;
-    for (uint32_t i = 0; i < c->nent; i++) {
-        struct kvm_cpuid_entry2 e = c->entries[i];
-        if (e.function >= 0x40000000u && e.function <= 0x400000FFu)
-            continue;
-        if (e.function == 1)
-            e.ecx &= ~(1u << 31);
-        c->entries[out++] = e;
-    }
-    c->nent = out;
-}

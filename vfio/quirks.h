@@ -19,11 +19,6 @@
  *     also go to the device.
  *   Broadcom BCM57810 (14e4:168e) ROM: its option ROM hangs guests; no ROM
  *     BAR unless --rom/rom= gives one.
- *   --hide-hypervisor: the NVIDIA driver before R465 stops with Code 43
- *     when it sees KVM. vfio_cpuid_hide_hypervisor clears CPUID.1:ECX[31]
- *     (hypervisor present, Intel SDM vol. 2A CPUID) and removes the
- *     hypervisor leaves 0x40000000-0x400000FF (the "KVMKVMKVM" signature
- *     and KVM's paravirtual features: kvmclock and PV EOI go with them).
  *
  * Not implemented (and why)
  *   NVIDIA BAR0 +0x1800 mirror, VGA port 0x3d0 and BAR5 windows, ATI/AMD
@@ -37,11 +32,17 @@
  *   Intel IGD (OpRegion, stolen memory, LPC bridge IDs): not a target.
  *   Peer-to-peer DMA between passed-through devices (BARs in the IOMMU).
  *
+ * Not here
+ *   --hide-hypervisor (for the NVIDIA driver before R465, which stops with
+ *     Code 43 when it sees KVM) is a guest CPU matter, not a device quirk:
+ *     the flag is parsed with the passthrough flags (vfio/vfio_args.c, into
+ *     cfg->vfio.hide_hypervisor), and the CPUID edit it turns on is in
+ *     arch/x86/cpuid_policy.h, applied per vCPU by vmm/vcpu.c.
+ *
  * The lab's stand-ins need none: bochs-display (1234:1111), nvme
  * (1b36:0010), e1000e (8086:10d3), edu (1234:11e8). */
 #ifndef MINIVMM_VFIO_QUIRKS_H
 #define MINIVMM_VFIO_QUIRKS_H
-#include <linux/kvm.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -82,8 +83,5 @@ enum vfio_quirk_route {
 enum vfio_quirk_route vfio_quirk_route(const struct vfio_quirk_window *w,
                                        const struct vfio_config *cfg, uint64_t off,
                                        unsigned len, bool write);
-
-/* --hide-hypervisor on a KVM_GET_SUPPORTED_CPUID result (see above). */
-void vfio_cpuid_hide_hypervisor(struct kvm_cpuid2 *c);
 
 #endif

@@ -7,6 +7,10 @@
  * return to the next KVM_RUN is minivmm's handling time, counted per exit
  * reason when --stats is on (two clock_gettime calls per exit, vDSO).
  *
+ * The vCPU sees the VM only through struct vcpu_env (vmm/vcpu.h): the
+ * buses, the KVM VM fd, the CPUID policy, the boot registers, the stats
+ * and the stop protocol.
+ *
  * Stopping: vm_request_stop sets kvm_run->immediate_exit (KVM API 5,
  * "immediate_exit") and sends VCPU_KICK_SIGNAL. immediate_exit is never
  * cleared once set, so a request between the loop's stop check and the
@@ -25,16 +29,11 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
-#include "arch/x86/cpuid.h"
+#include "arch/x86/cpuid_policy.h"
 #include "arch/x86/regs.h"
-#include "vfio/quirks.h"
 #include "vmm/bus.h"
 #include "vmm/log.h"
 #include "vmm/stats.h"
-#include "vmm/vm.h"
-
-#define CPUID_TSC_DEADLINE (1u << 24)   /* leaf 1 ECX */
-#define CPUID_FIXUP_ROOM   6            /* see cpuid_fixup */
 
 /* LAPIC registers (Intel SDM vol. 3A §10.5.1) in struct kvm_lapic_state */
 #define APIC_LVT_LINT0     0x350
@@ -100,6 +99,8 @@ static void vcpu_dump(struct vcpu *v)
     struct kvm_regs r;
     struct kvm_sregs s;
 
+    if (v->fd < 0)
+        return;
     if (ioctl(v->fd, KVM_GET_REGS, &r) == 0) {
         log_err("vcpu", "vcpu%u: rip %016llx rsp %016llx rflags %08llx", v->index, r.rip, r.rsp, r.rflags);
         log_err("vcpu", "vcpu%u: rax %016llx rbx %016llx rcx %016llx rdx %016llx", v->index,
@@ -127,18 +128,29 @@ static const char *internal_error_name(uint32_t sub)
 
 /* ---- the loop ---- */
 
+static void vcpu_request_stop(struct vcpu *v, enum vm_stop_reason reason)
+{
+    if (v->env->request_stop)
+        v->env->request_stop(v->env->opaque, reason, 0);
+}
+
+static bool vcpu_stop_requested(const struct vcpu *v)
+{
+    return atomic_load_explicit(v->env->stop_reason, memory_order_acquire) != VM_RUNNING;
+}
+
 /* Handle one exit; returns its stats row. Stops the VM on fatal exits. */
-static unsigned vcpu_handle_exit(struct vcpu *v)
+unsigned vcpu_handle_exit(struct vcpu *v)
 {
     struct kvm_run *run = v->run;
-    struct vm *vm = v->vm;
+    const struct vcpu_env *env = v->env;
 
     switch (run->exit_reason) {
     case KVM_EXIT_IO:
-        vcpu_dispatch_io(&vm->pio, run, v->run_size);
+        vcpu_dispatch_io(env->pio, run, v->run_size);
         return run->io.direction == KVM_EXIT_IO_OUT ? STATS_ROW_IO_OUT : STATS_ROW_IO_IN;
     case KVM_EXIT_MMIO:
-        vcpu_dispatch_mmio(&vm->mmio, run);
+        vcpu_dispatch_mmio(env->mmio, run);
         return run->mmio.is_write ? STATS_ROW_MMIO_WRITE : STATS_ROW_MMIO_READ;
     case KVM_EXIT_INTR:
     case KVM_EXIT_IRQ_WINDOW_OPEN:
@@ -151,23 +163,23 @@ static unsigned vcpu_handle_exit(struct vcpu *v)
         /* A triple fault: hardware asserts RESET (Intel SDM vol. 3A §6.15,
          * "Interrupt 8 -- Double Fault Exception"), so this is a reset. */
         log_warn("vcpu", "vcpu%u: triple fault (KVM_EXIT_SHUTDOWN): the guest resets", v->index);
-        vm_request_stop(vm, VM_STOP_RESET, 0);
+        vcpu_request_stop(v, VM_STOP_RESET);
         break;
     case KVM_EXIT_SYSTEM_EVENT:
         switch (run->system_event.type) {
         case KVM_SYSTEM_EVENT_SHUTDOWN:
-            vm_request_stop(vm, VM_STOP_POWEROFF, 0);
+            vcpu_request_stop(v, VM_STOP_POWEROFF);
             break;
         case KVM_SYSTEM_EVENT_RESET:
-            vm_request_stop(vm, VM_STOP_RESET, 0);
+            vcpu_request_stop(v, VM_STOP_RESET);
             break;
         case KVM_SYSTEM_EVENT_CRASH:
             log_err("vcpu", "vcpu%u: the guest reported a crash (KVM_SYSTEM_EVENT_CRASH)", v->index);
-            vm_request_stop(vm, VM_STOP_ERROR, 0);
+            vcpu_request_stop(v, VM_STOP_ERROR);
             break;
         default:
             log_err("vcpu", "vcpu%u: unexpected system event %u", v->index, run->system_event.type);
-            vm_request_stop(vm, VM_STOP_ERROR, 0);
+            vcpu_request_stop(v, VM_STOP_ERROR);
             break;
         }
         break;
@@ -181,7 +193,7 @@ static unsigned vcpu_handle_exit(struct vcpu *v)
             log_err("vcpu", "vcpu%u:   data[%u] = 0x%llx", v->index, i,
                     (unsigned long long)run->internal.data[i]);
         vcpu_dump(v);
-        vm_request_stop(vm, VM_STOP_ERROR, 0);
+        vcpu_request_stop(v, VM_STOP_ERROR);
         break;
     }
     case KVM_EXIT_FAIL_ENTRY:
@@ -189,18 +201,18 @@ static unsigned vcpu_handle_exit(struct vcpu *v)
                 (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
                 run->fail_entry.cpu);
         vcpu_dump(v);
-        vm_request_stop(vm, VM_STOP_ERROR, 0);
+        vcpu_request_stop(v, VM_STOP_ERROR);
         break;
     case KVM_EXIT_UNKNOWN:
         log_err("vcpu", "vcpu%u: unknown exit, hardware reason 0x%llx", v->index,
                 (unsigned long long)run->hw.hardware_exit_reason);
         vcpu_dump(v);
-        vm_request_stop(vm, VM_STOP_ERROR, 0);
+        vcpu_request_stop(v, VM_STOP_ERROR);
         break;
     default:
         log_err("vcpu", "vcpu%u: unexpected exit reason %u", v->index, run->exit_reason);
         vcpu_dump(v);
-        vm_request_stop(vm, VM_STOP_ERROR, 0);
+        vcpu_request_stop(v, VM_STOP_ERROR);
         break;
     }
     return stats_row_of_exit(run->exit_reason);
@@ -208,13 +220,12 @@ static unsigned vcpu_handle_exit(struct vcpu *v)
 
 static void vcpu_loop(struct vcpu *v)
 {
-    struct vm *vm = v->vm;
     struct vcpu_stats *st = v->stats;
     uint64_t t_exit = 0, t_enter;
     unsigned row = 0;
     bool have_exit = false;
 
-    while (atomic_load_explicit(&vm->stop_reason, memory_order_acquire) == VM_RUNNING) {
+    while (!vcpu_stop_requested(v)) {
         if (st) {
             t_enter = stats_now_ns();
             if (have_exit)
@@ -233,7 +244,7 @@ static void vcpu_loop(struct vcpu *v)
                 continue;
             }
             log_err("vcpu", "vcpu%u: KVM_RUN: %s", v->index, strerror(errno));
-            vm_request_stop(vm, VM_STOP_ERROR, 0);
+            vcpu_request_stop(v, VM_STOP_ERROR);
             break;
         }
         row = vcpu_handle_exit(v);
@@ -405,46 +416,34 @@ static int vcpu_setup_lint(struct vcpu *v)
 
 static int vcpu_set_cpuid(struct vcpu *v, const struct kvm_cpuid2 *supported)
 {
-    struct vm *vm = v->vm;
-    unsigned max = supported->nent + CPUID_FIXUP_ROOM;
-    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + max * sizeof(c->entries[0]));
+    struct kvm_cpuid2 *c;
     int err;
 
-    if (!c)
-        return -ENOMEM;
-    c->nent = supported->nent;
-    memcpy(c->entries, supported->entries, supported->nent * sizeof(c->entries[0]));
-    err = cpuid_fixup(c, max, &vm->topo, v->index);
+    err = cpuid_policy_table(supported, &v->env->cpuid, v->index, &c);
     if (err) {
         log_err("vcpu", "vcpu%u: cannot build its CPUID: %s", v->index, strerror(-err));
-        goto out;
+        return err;
     }
-    if (vm->cfg->vfio.hide_hypervisor)
-        vfio_cpuid_hide_hypervisor(c);
-    /* KVM emulates the TSC-deadline timer but does not report it in
-     * KVM_GET_SUPPORTED_CPUID (KVM API, KVM_CAP_TSC_DEADLINE_TIMER). */
-    if (vm->tsc_deadline)
-        for (unsigned i = 0; i < c->nent; i++)
-            if (c->entries[i].function == 1)
-                c->entries[i].ecx |= CPUID_TSC_DEADLINE;
     if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0) {
         err = -errno;
         log_err("vcpu", "vcpu%u: KVM_SET_CPUID2: %s", v->index, strerror(errno));
     }
-out:
     free(c);
     return err;
 }
 
-int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index, const struct kvm_cpuid2 *supported)
+int vcpu_create(const struct vcpu_env *env, struct vcpu *v, unsigned index,
+                const struct kvm_cpuid2 *supported)
 {
     int err;
 
     memset(v, 0, sizeof(*v));
-    v->vm = vm;
+    v->env = env;
     v->index = index;
-    v->apic_id = vm->apic_ids[index];
-    v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->apic_id);
+    /* vcpu_id = APIC ID (KVM API, KVM_CREATE_VCPU): the same function and
+     * topology as the CPUID's and the MADT's (vmm/vm.c's apic_ids). */
+    v->apic_id = cpuid_apic_id(&env->cpuid.topo, index);
+    v->fd = ioctl(env->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->apic_id);
     if (v->fd < 0) {
         err = -errno;
         log_err("vcpu", "vcpu%u: KVM_CREATE_VCPU with APIC ID %u: %s", index, v->apic_id,
@@ -452,7 +451,7 @@ int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index, const struct kvm_
         v->fd = -1;
         return err;
     }
-    v->run_size = vm->run_size;
+    v->run_size = env->run_size;
     v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
     if (v->run == MAP_FAILED) {
         err = -errno;
@@ -466,8 +465,8 @@ int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index, const struct kvm_
     /* Firmware starts from KVM's reset state (real mode, CS base
      * 0xFFFF0000, RIP 0xFFF0: the reset vector at 0xFFFFFFF0, Intel SDM
      * vol. 3A §9.1.4); a direct Linux boot gets the loader's state. */
-    if (index == 0 && !vm->cfg->firmware_boot) {
-        err = regs_apply_boot_state(v->fd, &vm->boot);
+    if (index == 0 && env->boot) {
+        err = regs_apply_boot_state(v->fd, env->boot);
         if (err)
             goto fail;
         err = vcpu_setup_lint(v);
@@ -479,8 +478,8 @@ int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index, const struct kvm_
     err = vcpu_capture_reset_state(v);
     if (err)
         goto fail;
-    if (vm->stats_on)
-        v->stats = &vm->stats.vcpu[index];
+    if (env->stats)
+        v->stats = &env->stats[index];
     return 0;
 fail:
     vcpu_destroy(v);

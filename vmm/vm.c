@@ -819,6 +819,22 @@ static int step_vcpus(struct vm *vm)
     unsigned n = vm->cfg->nr_cpus;
     int err;
 
+    vm->vcpu_env = (struct vcpu_env){
+        .pio = &vm->pio,
+        .mmio = &vm->mmio,
+        .vm_fd = vm->vm_fd,
+        .run_size = vm->run_size,
+        .cpuid = {
+            .topo = vm->topo,
+            .tsc_deadline = vm->tsc_deadline,
+            .hide_hypervisor = vm->cfg->vfio.hide_hypervisor,
+        },
+        .boot = vm->cfg->firmware_boot ? NULL : &vm->boot,
+        .stats = vm->stats_on ? vm->stats.vcpu : NULL,
+        .stop_reason = &vm->stop_reason,
+        .request_stop = vm_env_request_stop,
+        .opaque = vm,
+    };
     vm->vcpus = calloc(n, sizeof(*vm->vcpus));
     if (!vm->vcpus)
         return -ENOMEM;
@@ -826,7 +842,7 @@ static int step_vcpus(struct vm *vm)
     if (err)
         goto fail;
     for (unsigned i = 0; i < n; i++) {
-        err = vcpu_create(vm, &vm->vcpus[i], i, supported);
+        err = vcpu_create(&vm->vcpu_env, &vm->vcpus[i], i, supported);
         if (err)
             goto fail;
         pthread_mutex_lock(&vm->kick_lock);

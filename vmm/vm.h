@@ -85,6 +85,7 @@ struct vm {
     struct x86_boot_state boot;
 
     /* vCPUs */
+    struct vcpu_env vcpu_env;       /* what they see of the VM (step_vcpus) */
     struct vcpu *vcpus;
     unsigned nr_vcpus;              /* created so far */
     pthread_mutex_t kick_lock;      /* vcpu->started, kicks vs joins */

@@ -1,8 +1,8 @@
-/* Device quirks (vfio/quirks.c): which devices get which, where accesses
- * in NVIDIA's BAR0 config mirror go, and --hide-hypervisor's CPUID edit. */
+/* Device quirks (vfio/quirks.c): which devices get which, and where
+ * accesses in NVIDIA's BAR0 config mirror go. (--hide-hypervisor's CPUID
+ * edit is arch/x86/cpuid_policy.c's: tests/unit/test_cpuid_policy.c.) */
 #include <criterion/criterion.h>
 #include <linux/pci_regs.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "vfio/quirks.h"
@@ -96,25 +96,4 @@ Test(vfio_quirks, mirror_routing)
     cr_assert_eq(vfio_quirk_route(w, &cfg, 0x68, 4, true), VFIO_QUIRK_TO_CONFIG,
                  "a write reaching the control word is a config write only");
     cr_assert_eq(vfio_quirk_route(w, &cfg, 0x68, 1, false), VFIO_QUIRK_TO_CONFIG, "reads: config");
-}
-
-Test(vfio_quirks, hide_hypervisor)
-{
-    const uint32_t funcs[] = { 0, 1, 0x40000000, 0x40000001, 0x400000ff, 0x40000100, 0x80000000 };
-    unsigned n = sizeof(funcs) / sizeof(funcs[0]);
-    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
-    c->nent = n;
-    for (unsigned i = 0; i < n; i++) {
-        c->entries[i].function = funcs[i];
-        c->entries[i].ecx = 0xffffffff;
-    }
-    vfio_cpuid_hide_hypervisor(c);
-    cr_assert_eq(c->nent, 4);
-    cr_assert_eq(c->entries[0].function, 0);
-    cr_assert_eq(c->entries[0].ecx, 0xffffffff, "leaf 0 untouched");
-    cr_assert_eq(c->entries[1].function, 1);
-    cr_assert_eq(c->entries[1].ecx, 0x7fffffff, "hypervisor bit cleared, nothing else");
-    cr_assert_eq(c->entries[2].function, 0x40000100, "outside the hypervisor range: kept");
-    cr_assert_eq(c->entries[3].function, 0x80000000);
-    free(c);
 }
