@@ -46,14 +46,6 @@
 #define TRANSPORT_FEATURES ((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | \
                             (1ULL << VIRTIO_RING_F_EVENT_IDX))
 
-/* MSI-X capability (PCI 3.0 §6.8.2) */
-#define MSIX_CTRL        2
-#define MSIX_TABLE       4
-#define MSIX_PBA         8
-#define MSIX_CAP_LEN     12
-#define MSIX_CTRL_ENABLE 0x8000u
-#define MSIX_CTRL_FMASK  0x4000u
-
 #define IOEVENTFD_NONE   (~0u)
 
 /* ---- helpers ---- */
@@ -703,7 +695,7 @@ static int vp_cfg_write(struct pci_device *d, uint32_t off, unsigned len, uint32
 static void vp_cfg_written(struct pci_device *d, uint32_t off, unsigned len, uint32_t old)
 {
     struct virtio_pci *vp = d->opaque;
-    const uint32_t ctrl = VIRTIO_PCI_CAP_MSIX_AT + MSIX_CTRL;
+    const uint32_t ctrl = VIRTIO_PCI_CAP_MSIX_AT + PCI_MSIX_FLAGS;
 
     (void)old;
     if (off < PCI_COMMAND + 2 && off + len > PCI_COMMAND) {
@@ -715,9 +707,9 @@ static void vp_cfg_written(struct pci_device *d, uint32_t off, unsigned len, uin
     }
     if (off < ctrl + 2 && off + len > ctrl) {
         uint16_t c = (uint16_t)pci_cfg_get(d, ctrl, 2);
-        bool on = c & MSIX_CTRL_ENABLE;
+        bool on = c & PCI_MSIX_FLAGS_ENABLE;
         pthread_mutex_lock(&vp->lock);
-        pci_msix_control(&vp->msix, on, c & MSIX_CTRL_FMASK);
+        pci_msix_control(&vp->msix, on, c & PCI_MSIX_FLAGS_MASKALL);
         pthread_mutex_unlock(&vp->lock);
         pthread_mutex_lock(&vp->intx_lock);
         atomic_store(&vp->msix_on, on);
@@ -781,13 +773,15 @@ static int build_config_space(struct virtio_pci *vp)
     pci_cfg_set_wmask(d, PCICFG_LENGTH, 4, 0xFFFFFFFF);
     pci_cfg_set_wmask(d, PCICFG_DATA, 4, 0xFFFFFFFF);
 
-    int m = pci_cap_add(d, VIRTIO_PCI_CAP_MSIX_AT, PCI_CAP_ID_MSIX, MSIX_CAP_LEN);
+    /* MSI-X (PCI 3.0 §6.8.2): table and PBA in BAR0. */
+    const struct pci_msix_cap_info msix = {
+        .nr_vectors = vp->nr_vectors,
+        .table_bar = 0, .table_offset = VIRTIO_PCI_MSIX_TABLE_OFF,
+        .pba_bar = 0, .pba_offset = VIRTIO_PCI_MSIX_PBA_OFF,
+    };
+    int m = pci_msix_cap_add(d, VIRTIO_PCI_CAP_MSIX_AT, &msix);
     if (m < 0)
         return m;
-    pci_cfg_set(d, VIRTIO_PCI_CAP_MSIX_AT + MSIX_CTRL, 2, vp->nr_vectors - 1);
-    pci_cfg_set_wmask(d, VIRTIO_PCI_CAP_MSIX_AT + MSIX_CTRL, 2, MSIX_CTRL_ENABLE | MSIX_CTRL_FMASK);
-    pci_cfg_set(d, VIRTIO_PCI_CAP_MSIX_AT + MSIX_TABLE, 4, VIRTIO_PCI_MSIX_TABLE_OFF | 0);
-    pci_cfg_set(d, VIRTIO_PCI_CAP_MSIX_AT + MSIX_PBA, 4, VIRTIO_PCI_MSIX_PBA_OFF | 0);
     return r ? -EINVAL : 0;
 }
 
