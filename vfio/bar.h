@@ -4,7 +4,8 @@
  * port range on minivmm's bus: each access exits to minivmm).
  *
  * Trapped, and nothing else:
- *   - the MSI-X table and PBA pages (minivmm emulates them: vfio/msix.h),
+ *   - the MSI-X table and PBA pages (minivmm emulates them:
+ *     devices/pci/msix.h),
  *   - quirk windows (vfio/quirks.h: e.g. NVIDIA's config-space mirror),
  *   - what VFIO does not let us mmap (outside the sparse-mmap areas, or the
  *     whole region without VFIO_REGION_INFO_FLAG_MMAP),

@@ -256,7 +256,7 @@ static bool setup_msix(struct vfio_config *cfg, const uint8_t *dev, uint8_t off,
         n = vfio_vectors;
     if (!n)
         return false;
-    struct vfio_msix_cap_info m = {
+    struct pci_msix_cap_info m = {
         .nr_vectors = n,
         .table_bar = table & PCI_MSIX_TABLE_BIR,
         .table_offset = table & PCI_MSIX_TABLE_OFFSET,
@@ -740,7 +740,7 @@ bool vfio_config_rom_decoded(const struct vfio_config *cfg, uint64_t *addr)
     return true;
 }
 
-void vfio_config_msi_state(const struct vfio_config *cfg, struct vfio_msi_state *st)
+void vfio_config_msi_state(const struct vfio_config *cfg, struct pci_msi_state *st)
 {
     memset(st, 0, sizeof(*st));
     if (!cfg->msi_cap)

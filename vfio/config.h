@@ -88,6 +88,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/pci/msix.h"
+
 #define VFIO_CFG_SPACE_SIZE     4096u  /* PCIe configuration space */
 #define VFIO_CFG_LEGACY_SIZE    256u   /* conventional PCI configuration space */
 #define VFIO_NR_BARS            6
@@ -144,23 +146,6 @@ enum {
     VFIO_CFG_EV_INTX   = 1u << 10,  /* command's INTx disable bit */
 };
 
-struct vfio_msi_state {
-    bool enabled;
-    unsigned nr_vectors;        /* vectors the guest enabled (MME, clamped) */
-    uint64_t address;
-    uint16_t data;              /* vector v sends data | v (PCI 3.0 §6.8.3.4) */
-    bool per_vector_mask;
-    uint32_t mask;              /* bit v = vector v masked */
-};
-
-struct vfio_msix_cap_info {
-    unsigned nr_vectors;        /* table size */
-    unsigned table_bar;
-    uint32_t table_offset;
-    unsigned pba_bar;
-    uint32_t pba_offset;
-};
-
 struct vfio_config {
     struct vfio_config_dev dev;
     uint32_t size;              /* config space visible to the guest */
@@ -177,7 +162,7 @@ struct vfio_config {
     uint8_t msi_cap_len;
     unsigned msi_max_vectors;   /* from MMC and VFIO, power of two */
     uint8_t msix_cap;
-    struct vfio_msix_cap_info msix;
+    struct pci_msix_cap_info msix;
     uint8_t pcie_cap;
     uint8_t pm_cap;
     uint8_t pcie_type;          /* device/port type as shown to the guest */
@@ -211,7 +196,8 @@ bool vfio_config_bar_decoded(const struct vfio_config *cfg, unsigned i, uint64_t
 /* The same for the ROM BAR (its enable bit and memory decode). */
 bool vfio_config_rom_decoded(const struct vfio_config *cfg, uint64_t *addr);
 
-void vfio_config_msi_state(const struct vfio_config *cfg, struct vfio_msi_state *st);
+/* The MSI capability as the guest programmed it (for pci_msi_update). */
+void vfio_config_msi_state(const struct vfio_config *cfg, struct pci_msi_state *st);
 /* MSI-X control bits as the guest set them. */
 bool vfio_config_msix_enabled(const struct vfio_config *cfg);
 bool vfio_config_msix_masked(const struct vfio_config *cfg);

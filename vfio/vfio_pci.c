@@ -57,17 +57,17 @@ static int dev_cfg_write(void *opaque, uint32_t off, const void *buf, uint32_t l
 
 /* ---- KVM side of MSI and MSI-X vectors */
 
-static int *vec_efd(struct vfio_pci_fn *fn, enum vfio_irq_kind k, unsigned v)
+static int *vec_efd(struct vfio_pci_fn *fn, enum pci_irq_kind k, unsigned v)
 {
-    return k == VFIO_IRQ_KIND_MSI ? &fn->msi_efd[v] : &fn->msix_efd[v];
+    return k == PCI_IRQ_KIND_MSI ? &fn->msi_efd[v] : &fn->msix_efd[v];
 }
-static int *vec_gsi(struct vfio_pci_fn *fn, enum vfio_irq_kind k, unsigned v)
+static int *vec_gsi(struct vfio_pci_fn *fn, enum pci_irq_kind k, unsigned v)
 {
-    return k == VFIO_IRQ_KIND_MSI ? &fn->msi_gsi[v] : &fn->msix_gsi[v];
+    return k == PCI_IRQ_KIND_MSI ? &fn->msi_gsi[v] : &fn->msix_gsi[v];
 }
-static bool *vec_attached(struct vfio_pci_fn *fn, enum vfio_irq_kind k, unsigned v)
+static bool *vec_attached(struct vfio_pci_fn *fn, enum pci_irq_kind k, unsigned v)
 {
-    return k == VFIO_IRQ_KIND_MSI ? &fn->msi_attached[v] : &fn->msix_attached[v];
+    return k == PCI_IRQ_KIND_MSI ? &fn->msi_attached[v] : &fn->msix_attached[v];
 }
 
 static bool msix_arrays(struct vfio_pci_fn *fn)
@@ -100,12 +100,12 @@ static void drain_efd(int fd)
         log_debug(COMP, "draining eventfd %d: %s", fd, strerror(errno));
 }
 
-static int irq_enable(void *opaque, enum vfio_irq_kind k, unsigned nr)
+static int irq_enable(void *opaque, enum pci_irq_kind k, unsigned nr)
 {
     struct vfio_pci_fn *fn = opaque;
-    if (k == VFIO_IRQ_KIND_MSIX && !msix_arrays(fn))
+    if (k == PCI_IRQ_KIND_MSIX && !msix_arrays(fn))
         return -ENOMEM;
-    if (nr > (k == VFIO_IRQ_KIND_MSI ? VFIO_MSI_MAX_VECTORS : fn->msix.nr))
+    if (nr > (k == PCI_IRQ_KIND_MSI ? PCI_MSI_MAX_VECTORS : fn->msix.nr))
         return -EINVAL;
     int32_t *fds = malloc(nr * sizeof(int32_t));
     if (!fds)
@@ -125,28 +125,28 @@ static int irq_enable(void *opaque, enum vfio_irq_kind k, unsigned nr)
     }
     /* VFIO allows one interrupt type at a time (vfio_pci_set_irqs_ioctl). */
     vfio_intx_disable(&fn->intx, &fn->dev, fn->owner->vm.irq);
-    unsigned index = k == VFIO_IRQ_KIND_MSI ? VFIO_PCI_MSI_IRQ_INDEX : VFIO_PCI_MSIX_IRQ_INDEX;
+    unsigned index = k == PCI_IRQ_KIND_MSI ? VFIO_PCI_MSI_IRQ_INDEX : VFIO_PCI_MSIX_IRQ_INDEX;
     int r = vfio_device_set_irqs(&fn->dev, index, VFIO_IRQ_SET_ACTION_TRIGGER, 0, nr, fds);
     free(fds);
     if (r < 0)
         log_err(COMP, "%s: enabling %u %s vector(s) at the device: %s", fn->dev.bdf, nr,
-                k == VFIO_IRQ_KIND_MSI ? "MSI" : "MSI-X", strerror(-r));
+                k == PCI_IRQ_KIND_MSI ? "MSI" : "MSI-X", strerror(-r));
     return r;
 }
 
-static void irq_disable(void *opaque, enum vfio_irq_kind k)
+static void irq_disable(void *opaque, enum pci_irq_kind k)
 {
     struct vfio_pci_fn *fn = opaque;
-    unsigned index = k == VFIO_IRQ_KIND_MSI ? VFIO_PCI_MSI_IRQ_INDEX : VFIO_PCI_MSIX_IRQ_INDEX;
+    unsigned index = k == PCI_IRQ_KIND_MSI ? VFIO_PCI_MSI_IRQ_INDEX : VFIO_PCI_MSIX_IRQ_INDEX;
     int r = vfio_device_set_irqs(&fn->dev, index, VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, NULL);
     if (r < 0)
         log_warn(COMP, "%s: disabling %s at the device: %s", fn->dev.bdf,
-                 k == VFIO_IRQ_KIND_MSI ? "MSI" : "MSI-X", strerror(-r));
+                 k == PCI_IRQ_KIND_MSI ? "MSI" : "MSI-X", strerror(-r));
 }
 
 /* Program the vector's GSI route with its message and attach its eventfd:
  * from here KVM injects the device's interrupts without waking minivmm. */
-static int irq_route(void *opaque, enum vfio_irq_kind k, unsigned v, uint64_t addr, uint32_t data)
+static int irq_route(void *opaque, enum pci_irq_kind k, unsigned v, uint64_t addr, uint32_t data)
 {
     struct vfio_pci_fn *fn = opaque;
     struct irq_table *irq = fn->owner->vm.irq;
@@ -173,7 +173,7 @@ static int irq_route(void *opaque, enum vfio_irq_kind k, unsigned v, uint64_t ad
     return 0;
 }
 
-static void irq_unroute(void *opaque, enum vfio_irq_kind k, unsigned v)
+static void irq_unroute(void *opaque, enum pci_irq_kind k, unsigned v)
 {
     struct vfio_pci_fn *fn = opaque;
     bool *att = vec_attached(fn, k, v);
@@ -185,10 +185,10 @@ static void irq_unroute(void *opaque, enum vfio_irq_kind k, unsigned v)
     *att = false;
 }
 
-static bool irq_pending(void *opaque, enum vfio_irq_kind k, unsigned v)
+static bool irq_pending(void *opaque, enum pci_irq_kind k, unsigned v)
 {
     struct vfio_pci_fn *fn = opaque;
-    if (k == VFIO_IRQ_KIND_MSIX && !fn->msix_efd)
+    if (k == PCI_IRQ_KIND_MSIX && !fn->msix_efd)
         return false;
     int fd = *vec_efd(fn, k, v);
     if (fd < 0)
@@ -197,7 +197,7 @@ static bool irq_pending(void *opaque, enum vfio_irq_kind k, unsigned v)
     return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
-static const struct vfio_irq_ops irq_ops = {
+static const struct pci_irq_ops irq_ops = {
     .enable = irq_enable, .disable = irq_disable, .route = irq_route,
     .unroute = irq_unroute, .pending = irq_pending,
 };
@@ -205,7 +205,7 @@ static const struct vfio_irq_ops irq_ops = {
 static uint32_t msi_pending_bits(void *opaque)
 {
     struct vfio_pci_fn *fn = opaque;
-    return vfio_msi_pending(&fn->msi);
+    return pci_msi_pending(&fn->msi);
 }
 
 /* INTx when neither MSI nor MSI-X is on at the device. */
@@ -284,16 +284,16 @@ static void cfg_write_locked(struct vfio_pci_fn *fn, uint32_t off, unsigned len,
     if ((ev & VFIO_CFG_EV_MSIX) && fn->has_msix) {
         bool on = vfio_config_msix_enabled(&fn->cfg);
         if (on)
-            vfio_msi_off(&fn->msi);     /* MSI-X wins a guest's double enable */
-        vfio_msix_control(&fn->msix, on, vfio_config_msix_masked(&fn->cfg));
+            pci_msi_off(&fn->msi);      /* MSI-X wins a guest's double enable */
+        pci_msix_control(&fn->msix, on, vfio_config_msix_masked(&fn->cfg));
         intx_follow(fn);
     }
     if (ev & VFIO_CFG_EV_MSI) {
-        struct vfio_msi_state st;
+        struct pci_msi_state st;
         vfio_config_msi_state(&fn->cfg, &st);
         if (fn->has_msix && fn->msix.dev_on)
             st.enabled = false;
-        vfio_msi_update(&fn->msi, &st);
+        pci_msi_update(&fn->msi, &st);
         intx_follow(fn);
     }
 }
@@ -350,23 +350,23 @@ static int trap_rw(struct vfio_trap *t, uint64_t offset, void *data, unsigned le
     pthread_mutex_lock(&fn->lock);
     const struct vfio_config *c = &fn->cfg;
     if (fn->has_msix && t->bar == c->msix.table_bar &&
-        overlaps(c->msix.table_offset, vfio_msix_table_size(&fn->msix), off, len)) {
+        overlaps(c->msix.table_offset, pci_msix_table_size(&fn->msix), off, len)) {
         uint64_t o = off - c->msix.table_offset;
         if (off < c->msix.table_offset)
             r = -EINVAL;
         else
-            r = write ? vfio_msix_table_write(&fn->msix, o, data, len)
-                      : vfio_msix_table_read(&fn->msix, o, data, len);
+            r = write ? pci_msix_table_write(&fn->msix, o, data, len)
+                      : pci_msix_table_read(&fn->msix, o, data, len);
         goto out;
     }
     if (fn->has_msix && t->bar == c->msix.pba_bar &&
-        overlaps(c->msix.pba_offset, vfio_msix_pba_size(&fn->msix), off, len)) {
+        overlaps(c->msix.pba_offset, pci_msix_pba_size(&fn->msix), off, len)) {
         uint64_t o = off - c->msix.pba_offset;
         if (off < c->msix.pba_offset)
             r = -EINVAL;
         else
-            r = write ? vfio_msix_pba_write(&fn->msix, o, data, len)
-                      : vfio_msix_pba_read(&fn->msix, o, data, len);
+            r = write ? pci_msix_pba_write(&fn->msix, o, data, len)
+                      : pci_msix_pba_read(&fn->msix, o, data, len);
         goto out;
     }
     for (unsigned q = 0; q < fn->quirks.nr; q++) {
@@ -434,10 +434,10 @@ static int setup_bar(struct vfio_pci_fn *fn, unsigned b)
     const struct vfio_config *c = &fn->cfg;
     if (fn->has_msix && c->msix.table_bar == b)
         in.traps[in.nr_traps++] = (struct vfio_range){ c->msix.table_offset,
-                                                       vfio_msix_table_size(&fn->msix) };
+                                                       pci_msix_table_size(&fn->msix) };
     if (fn->has_msix && c->msix.pba_bar == b)
         in.traps[in.nr_traps++] = (struct vfio_range){ c->msix.pba_offset,
-                                                       vfio_msix_pba_size(&fn->msix) };
+                                                       pci_msix_pba_size(&fn->msix) };
     for (unsigned q = 0; q < fn->quirks.nr && in.nr_traps < VFIO_BAR_MAX_TRAPS; q++)
         if (fn->quirks.win[q].bar == b)
             in.traps[in.nr_traps++] = (struct vfio_range){ fn->quirks.win[q].off,
@@ -562,9 +562,9 @@ static int build_fn(struct vfio_pci *v, struct vfio_pci_fn *fn, const struct vfi
     fn->cfg.msi_pending = msi_pending_bits;
     fn->cfg.msi_pending_opaque = fn;
 
-    vfio_msi_init(&fn->msi, &irq_ops, fn);
+    pci_msi_init(&fn->msi, &irq_ops, fn);
     if (fn->cfg.msix_cap) {
-        r = vfio_msix_init(&fn->msix, fn->cfg.msix.nr_vectors, &irq_ops, fn);
+        r = pci_msix_init(&fn->msix, fn->cfg.msix.nr_vectors, &irq_ops, fn);
         if (r < 0)
             return r;
         fn->has_msix = true;
@@ -598,9 +598,9 @@ static void free_fn(struct vfio_pci *v, struct vfio_pci_fn *fn)
     if (fn->plugged && v->bus)
         pci_bus_remove(v->bus, &fn->pdev);
     if (fn->has_msix)
-        vfio_msix_fini(&fn->msix);
+        pci_msix_fini(&fn->msix);
     if (fn->msi.ops)
-        vfio_msi_off(&fn->msi);
+        pci_msi_off(&fn->msi);
     if (fn->dev_open)
         vfio_intx_disable(&fn->intx, &fn->dev, v->vm.irq);
     vfio_intx_fini(&fn->intx);
@@ -615,7 +615,7 @@ static void free_fn(struct vfio_pci *v, struct vfio_pci_fn *fn)
         munmap(fn->rom, fn->rom_bar_size);
     bool routes = false;
     for (unsigned k = 0; k < 2; k++) {
-        unsigned n = k ? (fn->msix_efd ? fn->msix.nr : 0) : VFIO_MSI_MAX_VECTORS;
+        unsigned n = k ? (fn->msix_efd ? fn->msix.nr : 0) : PCI_MSI_MAX_VECTORS;
         for (unsigned i = 0; i < n; i++) {
             int *e = k ? &fn->msix_efd[i] : &fn->msi_efd[i];
             int *g = k ? &fn->msix_gsi[i] : &fn->msi_gsi[i];
@@ -658,7 +658,7 @@ static struct vfio_pci_fn *new_fn(struct vfio_pci *v, const char *bdf)
     memcpy(fn->dev.bdf, bdf, sizeof(fn->dev.bdf));
     fn->dev.fd = -1;
     fn->intx.trigger_fd = fn->intx.resample_fd = -1;
-    for (unsigned i = 0; i < VFIO_MSI_MAX_VECTORS; i++)
+    for (unsigned i = 0; i < PCI_MSI_MAX_VECTORS; i++)
         fn->msi_efd[i] = fn->msi_gsi[i] = -1;
     for (unsigned b = 0; b <= VFIO_NR_BARS; b++)
         for (unsigned i = 0; i < VFIO_BAR_MAX_PIECES; i++)
@@ -974,8 +974,8 @@ int vfio_pci_reset(struct vfio_pci *v)
         struct vfio_pci_fn *fn = v->fns[i];
         pthread_mutex_lock(&fn->lock);
         if (fn->has_msix)
-            vfio_msix_reset(&fn->msix);
-        vfio_msi_off(&fn->msi);
+            pci_msix_reset(&fn->msix);
+        pci_msi_off(&fn->msi);
         vfio_intx_disable(&fn->intx, &fn->dev, v->vm.irq);
         vfio_config_reset(&fn->cfg);
         for (unsigned b = 0; b <= VFIO_NR_BARS; b++)

@@ -1,7 +1,7 @@
 /* Passed-through PCI functions in the guest: one struct pci_device per host
  * function (devices/pci/pci.h), its config space virtualized by vfio/config.h,
  * its BARs mapped directly where they can be (vfio/bar.h), its MSI-X table
- * emulated (vfio/msix.h), its interrupts delivered by KVM irqfds.
+ * emulated (devices/pci/msix.h), its interrupts delivered by KVM irqfds.
  *
  * Functions of one host slot (a GPU and its HDMI audio) become functions of
  * one guest slot, in the order of their host function numbers (so the
@@ -25,13 +25,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/pci/msix.h"
 #include "devices/pci/pci.h"
 #include "vfio/bar.h"
 #include "vfio/config.h"
 #include "vfio/container.h"
 #include "vfio/device.h"
 #include "vfio/intx.h"
-#include "vfio/msix.h"
 #include "vfio/quirks.h"
 #include "vfio/vfio_args.h"
 
@@ -83,10 +83,10 @@ struct vfio_pci_fn {
     uint64_t rom_bar_size;
 
     bool has_msix;
-    struct vfio_msix msix;
-    struct vfio_msi msi;
-    int msi_efd[VFIO_MSI_MAX_VECTORS], msi_gsi[VFIO_MSI_MAX_VECTORS];
-    bool msi_attached[VFIO_MSI_MAX_VECTORS];
+    struct pci_msix msix;
+    struct pci_msi msi;
+    int msi_efd[PCI_MSI_MAX_VECTORS], msi_gsi[PCI_MSI_MAX_VECTORS];
+    bool msi_attached[PCI_MSI_MAX_VECTORS];
     int *msix_efd, *msix_gsi;           /* msix.nr each, made at first enable */
     bool *msix_attached;
 

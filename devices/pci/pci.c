@@ -332,6 +332,123 @@ int pci_pcie_cap_add(struct pci_device *d, uint8_t off, uint8_t port_type)
     return r;
 }
 
+/* A table or PBA of size bytes at BAR bir + offset: inside a memory BAR
+ * (PCI 3.0 §6.8.2.4-5: "memory space"), the offset leaving the BIR bits. */
+static bool msix_struct_ok(const struct pci_device *d, unsigned bir, uint32_t offset,
+                           uint64_t size)
+{
+    if (bir >= PCI_NR_BARS || (offset & PCI_MSIX_TABLE_BIR))
+        return false;
+    const struct pci_bar *b = &d->bars[bir];
+    return (b->type == PCI_BAR_MEM32 || b->type == PCI_BAR_MEM64) && offset <= b->size &&
+           size <= b->size - offset;
+}
+
+int pci_msix_cap_add(struct pci_device *d, uint8_t off, const struct pci_msix_cap_info *info)
+{
+    unsigned n = info->nr_vectors;
+    uint64_t table_size = (uint64_t)n * PCI_MSIX_ENTRY_SIZE, pba_size = ((n + 63) / 64) * 8ULL;
+    /* They may share a BAR, even a 4 KiB page, but must not overlap
+     * (PCI 3.0 §6.8.2). */
+    bool overlap = info->table_bar == info->pba_bar &&
+                   info->table_offset < info->pba_offset + pba_size &&
+                   info->pba_offset < info->table_offset + table_size;
+
+    if (!n || n > PCI_MSIX_MAX_VECTORS || overlap ||
+        !msix_struct_ok(d, info->table_bar, info->table_offset, table_size) ||
+        !msix_struct_ok(d, info->pba_bar, info->pba_offset, pba_size)) {
+        log_err("pci", "%s: MSI-X capability with %u vectors, table at BAR%u + 0x%x, PBA at "
+                "BAR%u + 0x%x is not valid", d->name ? d->name : "?", n, info->table_bar,
+                info->table_offset, info->pba_bar, info->pba_offset);
+        return -EINVAL;
+    }
+    int r = pci_cap_add(d, off, PCI_CAP_ID_MSIX, PCI_CAP_MSIX_SIZEOF);
+    if (r < 0)
+        return r;
+    /* §6.8.2.3: table size is N - 1, read-only; enable and function mask
+     * are software's (both 0 after reset). */
+    pci_cfg_set(d, off + PCI_MSIX_FLAGS, 2, n - 1);
+    pci_cfg_set_wmask(d, off + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+    /* §6.8.2.4-5: offset | BIR, read-only. */
+    pci_cfg_set(d, off + PCI_MSIX_TABLE, 4, info->table_offset | info->table_bar);
+    pci_cfg_set(d, off + PCI_MSIX_PBA, 4, info->pba_offset | info->pba_bar);
+    return r;
+}
+
+int pci_msi_cap_add(struct pci_device *d, uint8_t off, unsigned nr_vectors, bool per_vector_mask)
+{
+    unsigned mmc = 0;
+
+    if (!nr_vectors || nr_vectors > PCI_MSI_MAX_VECTORS || (nr_vectors & (nr_vectors - 1))) {
+        log_err("pci", "%s: an MSI capability with %u vectors is not valid (1 to 32, a power "
+                "of two)", d->name ? d->name : "?", nr_vectors);
+        return -EINVAL;
+    }
+    while ((1u << mmc) < nr_vectors)
+        mmc++;
+    /* 64-bit layout (§6.8.1): header, control, address low/high, data;
+     * with masking a reserved word, mask and pending dwords follow. */
+    int r = pci_cap_add(d, off, PCI_CAP_ID_MSI,
+                        per_vector_mask ? PCI_MSI_PENDING_64 + 4 : PCI_MSI_DATA_64 + 2);
+    if (r < 0)
+        return r;
+    /* §6.8.1.3: Multiple Message Capable (bits 3:1) and the 64-bit and
+     * per-vector masking capabilities are read-only; MSI Enable and
+     * Multiple Message Enable (bits 6:4) are software's. */
+    pci_cfg_set(d, off + PCI_MSI_FLAGS, 2, mmc << 1 | PCI_MSI_FLAGS_64BIT |
+                (per_vector_mask ? PCI_MSI_FLAGS_MASKBIT : 0));
+    pci_cfg_set_wmask(d, off + PCI_MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE);
+    /* §6.8.1.4: a dword-aligned address, bits 1:0 read 0. */
+    pci_cfg_set_wmask(d, off + PCI_MSI_ADDRESS_LO, 4, 0xFFFFFFFC);
+    pci_cfg_set_wmask(d, off + PCI_MSI_ADDRESS_HI, 4, 0xFFFFFFFF);
+    pci_cfg_set_wmask(d, off + PCI_MSI_DATA_64, 2, 0xFFFF);
+    /* §6.8.1.7: a mask bit per implemented vector; the rest read 0. */
+    if (per_vector_mask)
+        pci_cfg_set_wmask(d, off + PCI_MSI_MASK_64, 4,
+                          nr_vectors == 32 ? 0xFFFFFFFFu : (1u << nr_vectors) - 1);
+    return r;
+}
+
+void pci_msi_cap_state(const struct pci_device *d, uint8_t off, struct pci_msi_state *st)
+{
+    uint16_t flags = (uint16_t)pci_cfg_get(d, off + PCI_MSI_FLAGS, 2);
+    bool is64 = flags & PCI_MSI_FLAGS_64BIT;
+    unsigned mmc = (flags & PCI_MSI_FLAGS_QMASK) >> 1;
+    unsigned mme = (flags & PCI_MSI_FLAGS_QSIZE) >> 4;
+
+    memset(st, 0, sizeof(*st));
+    /* 110b and 111b are reserved (§6.8.1.3): at most 32 vectors. */
+    if (mmc > 5)
+        mmc = 5;
+    if (mme > mmc)
+        mme = mmc;
+    st->enabled = flags & PCI_MSI_FLAGS_ENABLE;
+    st->nr_vectors = 1u << mme;
+    st->address = pci_cfg_get(d, off + PCI_MSI_ADDRESS_LO, 4);
+    if (is64)
+        st->address |= (uint64_t)pci_cfg_get(d, off + PCI_MSI_ADDRESS_HI, 4) << 32;
+    st->data = (uint16_t)pci_cfg_get(d, off + (is64 ? PCI_MSI_DATA_64 : PCI_MSI_DATA_32), 2);
+    st->per_vector_mask = flags & PCI_MSI_FLAGS_MASKBIT;
+    if (st->per_vector_mask)
+        st->mask = pci_cfg_get(d, off + (is64 ? PCI_MSI_MASK_64 : PCI_MSI_MASK_32), 4);
+}
+
+int pci_pm_cap_add(struct pci_device *d, uint8_t off)
+{
+    int r = pci_cap_add(d, off, PCI_CAP_ID_PM, PCI_PM_SIZEOF);
+
+    if (r < 0)
+        return r;
+    /* PM 1.2 §3.2.3 PMC: version 011b; PME_Support, D1/D2_Support,
+     * Aux_Current, DSI and PME Clock 0 (D0 and D3hot are always there). */
+    pci_cfg_set(d, off + PCI_PM_PMC, 2, 0x0003);
+    /* §3.2.4 PMCSR: PowerState stored; No_Soft_Reset; PME_En, Data_Select
+     * and PME_Status do not exist without PME. */
+    pci_cfg_set(d, off + PCI_PM_CTRL, 2, PCI_PM_CTRL_NO_SOFT_RESET);
+    pci_cfg_set_wmask(d, off + PCI_PM_CTRL, 2, PCI_PM_CTRL_STATE_MASK);
+    return r;
+}
+
 bool pci_bridge_window(const struct pci_device *d, enum pci_window w, uint64_t *base,
                        uint64_t *limit)
 {

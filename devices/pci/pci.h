@@ -59,6 +59,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/pci/msix.h"
 #include "vmm/bus.h"
 
 #define PCI_CFG_SIZE        4096u
@@ -295,5 +296,80 @@ bool pci_bridge_window(const struct pci_device *d, enum pci_window w, uint64_t *
 #define PCI_EXP_LNKSTA2     0x32
 #define PCI_EXP_CAP_LEN     0x3C
 int pci_pcie_cap_add(struct pci_device *d, uint8_t off, uint8_t port_type);
+
+/* The interrupt and power capabilities both emulated devices and VFIO
+ * need. Register names and values are <linux/pci_regs.h>'s, spelled the
+ * same so that both headers can be included. */
+
+/* MSI-X capability (PCI 3.0 §6.8.2), 12 bytes. */
+#define PCI_MSIX_FLAGS              2
+#define  PCI_MSIX_FLAGS_QSIZE       0x07FF
+#define  PCI_MSIX_FLAGS_MASKALL     0x4000
+#define  PCI_MSIX_FLAGS_ENABLE      0x8000
+#define PCI_MSIX_TABLE              4
+#define  PCI_MSIX_TABLE_BIR         0x00000007
+#define  PCI_MSIX_TABLE_OFFSET      0xfffffff8
+#define PCI_MSIX_PBA                8
+#define  PCI_MSIX_PBA_BIR           0x00000007
+#define  PCI_MSIX_PBA_OFFSET        0xfffffff8
+#define PCI_CAP_MSIX_SIZEOF         12
+/* Add an MSI-X capability at off for the table and PBA info describes:
+ * message control holds the table size (N - 1) with only MSI-X Enable and
+ * Function Mask writable; the table and PBA registers (BIR | offset) are
+ * read-only. Refused with -EINVAL (logged: a programming error) unless
+ * 1 <= nr_vectors <= 2048, both offsets are 8-byte aligned (their low 3
+ * bits are the BIR), both BIRs name a memory BAR, already described with
+ * pci_device_set_bar, that holds the table (16 bytes per vector) or the
+ * PBA (a qword per 64 vectors) whole (§6.8.2.4, §6.8.2.5), and the two do
+ * not overlap. The device
+ * acts on the control bits itself (cfg_written -> pci_msix_control).
+ * Returns off. */
+int pci_msix_cap_add(struct pci_device *d, uint8_t off, const struct pci_msix_cap_info *info);
+
+/* MSI capability (PCI 3.0 §6.8.1), the 64-bit layout: 14 bytes, or 24 with
+ * per-vector masking. */
+#define PCI_MSI_FLAGS               0x02
+#define  PCI_MSI_FLAGS_ENABLE       0x0001
+#define  PCI_MSI_FLAGS_QMASK        0x000e
+#define  PCI_MSI_FLAGS_QSIZE        0x0070
+#define  PCI_MSI_FLAGS_64BIT        0x0080
+#define  PCI_MSI_FLAGS_MASKBIT      0x0100
+#define PCI_MSI_ADDRESS_LO          0x04
+#define PCI_MSI_ADDRESS_HI          0x08
+#define PCI_MSI_DATA_32             0x08
+#define PCI_MSI_MASK_32             0x0c
+#define PCI_MSI_DATA_64             0x0c
+#define PCI_MSI_MASK_64             0x10
+#define PCI_MSI_PENDING_64          0x14
+/* Add a 64-bit MSI capability at off with nr_vectors (a power of two, 1 to
+ * 32: Multiple Message Capable) and, if per_vector_mask, mask and pending
+ * bits. Writable: MSI Enable, Multiple Message Enable, the address (bits
+ * 1:0 read 0), the 16-bit data and the mask bits of the nr_vectors
+ * vectors. The pending bits read 0 here: a device with masking overlays
+ * them from pci_msi_pending in its cfg_read hook. -EINVAL (logged) for a
+ * vector count that is not a power of two up to 32. Returns off. */
+int pci_msi_cap_add(struct pci_device *d, uint8_t off, unsigned nr_vectors, bool per_vector_mask);
+/* The MSI capability at off as the guest programmed it, for
+ * pci_msi_update: Multiple Message Enable is clamped to Multiple Message
+ * Capable (a guest must not write more, §6.8.1.3), the 32-bit layout is
+ * read too. */
+void pci_msi_cap_state(const struct pci_device *d, uint8_t off, struct pci_msi_state *st);
+
+/* Power Management capability (PCI Bus Power Management Interface 1.2
+ * §3.2), 8 bytes. */
+#define PCI_PM_PMC                  2
+#define  PCI_PM_CAP_VER_MASK        0x0007
+#define PCI_PM_CTRL                 4
+#define  PCI_PM_CTRL_STATE_MASK     0x0003
+#define  PCI_PM_CTRL_NO_SOFT_RESET  0x0008
+#define PCI_PM_SIZEOF               8
+/* Add a PM capability at off: version 3 (PM 1.2), D0 and D3hot only (no
+ * D1/D2, §3.2.3), no PME and no auxiliary current; PMCSR's PowerState
+ * (bits 1:0) writable and stored, with No_Soft_Reset set: going from D3hot
+ * back to D0 keeps the function's state (§3.2.4) -- a model never loses
+ * it. Nothing here acts on the power state (an emulated function keeps
+ * decoding in D3hot), and a write of D1 or D2 is stored as written rather
+ * than discarded. Returns off or -EINVAL. */
+int pci_pm_cap_add(struct pci_device *d, uint8_t off);
 
 #endif

@@ -17,7 +17,8 @@
  *     +0x1A  Slot Status                    Presence Detect State while a
  *                                           device is behind; events W1C
  *     +0x1C  Root Control / Status          stored; PME status W1C
- *   0x7C    Power Management v3             D0 only, PMCSR state stored */
+ *   0x7C    Power Management v3             pci_pm_cap_add: D0 and D3hot, no
+ *                                           PME, PMCSR state stored */
 #include "devices/pci/pci_root_port.h"
 
 #include <errno.h>
@@ -91,11 +92,8 @@ int pci_root_port_init(struct pci_root_port *rp, const struct pci_root_port_conf
     pci_cfg_set(d, EXP + PCI_EXP_LNKCTL2, 2, speed);
     pci_cfg_set_wmask(d, EXP + PCI_EXP_LNKCTL2, 2, 0x000F);
 
-    /* PCI Power Management 1.2 §3.2: version 3, D0 only; PMCSR power state
-     * (bits 1:0) stored, No_Soft_Reset (bit 3) set. */
-    pci_cap_add(d, PCI_ROOT_PORT_PM_CAP, PCI_CAP_ID_PM, 8);
-    pci_cfg_set(d, PCI_ROOT_PORT_PM_CAP + 2, 2, 0x0003);
-    pci_cfg_set(d, PCI_ROOT_PORT_PM_CAP + 4, 2, 0x0008);
-    pci_cfg_set_wmask(d, PCI_ROOT_PORT_PM_CAP + 4, 2, 0x0003);
-    return 0;
+    /* PCI Power Management 1.2 §3.2: D0 and D3hot, no PME; the power
+     * state is stored. */
+    int r = pci_pm_cap_add(d, PCI_ROOT_PORT_PM_CAP);
+    return r < 0 ? r : 0;
 }

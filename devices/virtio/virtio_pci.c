@@ -46,14 +46,6 @@
 #define TRANSPORT_FEATURES ((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | \
                             (1ULL << VIRTIO_RING_F_EVENT_IDX))
 
-/* MSI-X capability (PCI 3.0 §6.8.2) */
-#define MSIX_CTRL        2
-#define MSIX_TABLE       4
-#define MSIX_PBA         8
-#define MSIX_CAP_LEN     12
-#define MSIX_CTRL_ENABLE 0x8000u
-#define MSIX_CTRL_FMASK  0x4000u
-
 #define IOEVENTFD_NONE   (~0u)
 
 /* ---- helpers ---- */
@@ -158,9 +150,10 @@ void virtio_pci_set_needs_reset(struct virtio_pci *vp)
     virtio_pci_config_interrupt(vp);
 }
 
-/* MSI-X vector callbacks for vfio/msix.c: a vector is a KVM MSI route with
- * the vector's eventfd bound to it as an irqfd while unmasked. */
-static int vp_msix_enable(void *opaque, enum vfio_irq_kind kind, unsigned nr)
+/* MSI-X vector callbacks for the PCI layer's devices/pci/msix.c: a vector
+ * is a KVM MSI route with the vector's eventfd bound to it as an irqfd
+ * while unmasked. */
+static int vp_msix_enable(void *opaque, enum pci_irq_kind kind, unsigned nr)
 {
     (void)opaque;
     (void)kind;
@@ -168,13 +161,13 @@ static int vp_msix_enable(void *opaque, enum vfio_irq_kind kind, unsigned nr)
     return 0;   /* the eventfds exist from the start */
 }
 
-static void vp_msix_disable(void *opaque, enum vfio_irq_kind kind)
+static void vp_msix_disable(void *opaque, enum pci_irq_kind kind)
 {
     (void)opaque;
     (void)kind;
 }
 
-static int vp_msix_route(void *opaque, enum vfio_irq_kind kind, unsigned v, uint64_t addr,
+static int vp_msix_route(void *opaque, enum pci_irq_kind kind, unsigned v, uint64_t addr,
                          uint32_t data)
 {
     struct virtio_pci *vp = opaque;
@@ -208,7 +201,7 @@ static int vp_msix_route(void *opaque, enum vfio_irq_kind kind, unsigned v, uint
     return 0;
 }
 
-static void vp_msix_unroute(void *opaque, enum vfio_irq_kind kind, unsigned v)
+static void vp_msix_unroute(void *opaque, enum pci_irq_kind kind, unsigned v)
 {
     struct virtio_pci *vp = opaque;
 
@@ -220,7 +213,7 @@ static void vp_msix_unroute(void *opaque, enum vfio_irq_kind kind, unsigned v)
     }
 }
 
-static bool vp_msix_pending(void *opaque, enum vfio_irq_kind kind, unsigned v)
+static bool vp_msix_pending(void *opaque, enum pci_irq_kind kind, unsigned v)
 {
     struct virtio_pci *vp = opaque;
 
@@ -228,7 +221,7 @@ static bool vp_msix_pending(void *opaque, enum vfio_irq_kind kind, unsigned v)
     return v < vp->nr_vectors && efd_pending(vp->vec_fd[v]);
 }
 
-static const struct vfio_irq_ops vp_msix_ops = {
+static const struct pci_irq_ops vp_msix_ops = {
     .enable = vp_msix_enable, .disable = vp_msix_disable, .route = vp_msix_route,
     .unroute = vp_msix_unroute, .pending = vp_msix_pending,
 };
@@ -532,13 +525,13 @@ int virtio_pci_bar_read(struct virtio_pci *vp, uint64_t off, void *data, unsigne
             vp->cfg.ops->cfg_read(vp->cfg.opaque, o, out, len);
     } else if (off >= VIRTIO_PCI_MSIX_TABLE_OFF && off < VIRTIO_PCI_MSIX_PBA_OFF) {
         pthread_mutex_lock(&vp->lock);
-        int r = vfio_msix_table_read(&vp->msix, off - VIRTIO_PCI_MSIX_TABLE_OFF, out, len);
+        int r = pci_msix_table_read(&vp->msix, off - VIRTIO_PCI_MSIX_TABLE_OFF, out, len);
         pthread_mutex_unlock(&vp->lock);
         if (r)
             memset(out, 0, len);
     } else if (off >= VIRTIO_PCI_MSIX_PBA_OFF) {
         pthread_mutex_lock(&vp->lock);
-        int r = vfio_msix_pba_read(&vp->msix, off - VIRTIO_PCI_MSIX_PBA_OFF, out, len);
+        int r = pci_msix_pba_read(&vp->msix, off - VIRTIO_PCI_MSIX_PBA_OFF, out, len);
         pthread_mutex_unlock(&vp->lock);
         if (r)
             memset(out, 0, len);
@@ -564,11 +557,11 @@ int virtio_pci_bar_write(struct virtio_pci *vp, uint64_t off, const void *data, 
             vp->cfg.ops->cfg_write(vp->cfg.opaque, o, in, len);
     } else if (off >= VIRTIO_PCI_MSIX_TABLE_OFF && off < VIRTIO_PCI_MSIX_PBA_OFF) {
         pthread_mutex_lock(&vp->lock);
-        vfio_msix_table_write(&vp->msix, off - VIRTIO_PCI_MSIX_TABLE_OFF, in, len);
+        pci_msix_table_write(&vp->msix, off - VIRTIO_PCI_MSIX_TABLE_OFF, in, len);
         pthread_mutex_unlock(&vp->lock);
     } else if (off >= VIRTIO_PCI_MSIX_PBA_OFF) {
         pthread_mutex_lock(&vp->lock);
-        vfio_msix_pba_write(&vp->msix, off - VIRTIO_PCI_MSIX_PBA_OFF, in, len);
+        pci_msix_pba_write(&vp->msix, off - VIRTIO_PCI_MSIX_PBA_OFF, in, len);
         pthread_mutex_unlock(&vp->lock);
     }
     return 0;   /* ISR and holes ignore writes */
@@ -702,7 +695,7 @@ static int vp_cfg_write(struct pci_device *d, uint32_t off, unsigned len, uint32
 static void vp_cfg_written(struct pci_device *d, uint32_t off, unsigned len, uint32_t old)
 {
     struct virtio_pci *vp = d->opaque;
-    const uint32_t ctrl = VIRTIO_PCI_CAP_MSIX_AT + MSIX_CTRL;
+    const uint32_t ctrl = VIRTIO_PCI_CAP_MSIX_AT + PCI_MSIX_FLAGS;
 
     (void)old;
     if (off < PCI_COMMAND + 2 && off + len > PCI_COMMAND) {
@@ -714,9 +707,9 @@ static void vp_cfg_written(struct pci_device *d, uint32_t off, unsigned len, uin
     }
     if (off < ctrl + 2 && off + len > ctrl) {
         uint16_t c = (uint16_t)pci_cfg_get(d, ctrl, 2);
-        bool on = c & MSIX_CTRL_ENABLE;
+        bool on = c & PCI_MSIX_FLAGS_ENABLE;
         pthread_mutex_lock(&vp->lock);
-        vfio_msix_control(&vp->msix, on, c & MSIX_CTRL_FMASK);
+        pci_msix_control(&vp->msix, on, c & PCI_MSIX_FLAGS_MASKALL);
         pthread_mutex_unlock(&vp->lock);
         pthread_mutex_lock(&vp->intx_lock);
         atomic_store(&vp->msix_on, on);
@@ -780,13 +773,15 @@ static int build_config_space(struct virtio_pci *vp)
     pci_cfg_set_wmask(d, PCICFG_LENGTH, 4, 0xFFFFFFFF);
     pci_cfg_set_wmask(d, PCICFG_DATA, 4, 0xFFFFFFFF);
 
-    int m = pci_cap_add(d, VIRTIO_PCI_CAP_MSIX_AT, PCI_CAP_ID_MSIX, MSIX_CAP_LEN);
+    /* MSI-X (PCI 3.0 §6.8.2): table and PBA in BAR0. */
+    const struct pci_msix_cap_info msix = {
+        .nr_vectors = vp->nr_vectors,
+        .table_bar = 0, .table_offset = VIRTIO_PCI_MSIX_TABLE_OFF,
+        .pba_bar = 0, .pba_offset = VIRTIO_PCI_MSIX_PBA_OFF,
+    };
+    int m = pci_msix_cap_add(d, VIRTIO_PCI_CAP_MSIX_AT, &msix);
     if (m < 0)
         return m;
-    pci_cfg_set(d, VIRTIO_PCI_CAP_MSIX_AT + MSIX_CTRL, 2, vp->nr_vectors - 1);
-    pci_cfg_set_wmask(d, VIRTIO_PCI_CAP_MSIX_AT + MSIX_CTRL, 2, MSIX_CTRL_ENABLE | MSIX_CTRL_FMASK);
-    pci_cfg_set(d, VIRTIO_PCI_CAP_MSIX_AT + MSIX_TABLE, 4, VIRTIO_PCI_MSIX_TABLE_OFF | 0);
-    pci_cfg_set(d, VIRTIO_PCI_CAP_MSIX_AT + MSIX_PBA, 4, VIRTIO_PCI_MSIX_PBA_OFF | 0);
     return r ? -EINVAL : 0;
 }
 
@@ -848,7 +843,7 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_vm *vm,
         if (vp->vec_fd[v] < 0)
             goto fail_errno;
     }
-    r = vfio_msix_init(&vp->msix, vp->nr_vectors, &vp_msix_ops, vp);
+    r = pci_msix_init(&vp->msix, vp->nr_vectors, &vp_msix_ops, vp);
     if (r)
         goto fail;
     r = build_config_space(vp);
@@ -941,7 +936,7 @@ void virtio_pci_fini(struct virtio_pci *vp)
         pthread_mutex_unlock(&vp->lock);
     }
     if (vp->msix.table)
-        vfio_msix_fini(&vp->msix);   /* unroutes every vector */
+        pci_msix_fini(&vp->msix);   /* unroutes every vector */
     bool removed = false;
     for (unsigned v = 0; v <= VIRTIO_PCI_MAX_QUEUES; v++) {
         if (vp->vec_gsi[v] >= 0) {
@@ -974,7 +969,7 @@ void virtio_pci_reset(struct virtio_pci *vp)
 {
     pthread_mutex_lock(&vp->lock);
     device_reset_locked(vp);
-    vfio_msix_reset(&vp->msix);
+    pci_msix_reset(&vp->msix);
     pthread_mutex_unlock(&vp->lock);
     pthread_mutex_lock(&vp->intx_lock);
     atomic_store(&vp->msix_on, false);

@@ -45,10 +45,10 @@
  *
  * Interrupts: with MSI-X enabled a queue interrupt is a write to the
  * eventfd of its vector, bound by an irqfd to a KVM MSI route while the
- * vector is unmasked (vfio/msix.h does the table, masking and PBA logic);
- * with MSI-X off, INTx: ISR bit 0 set and the line raised until the driver
- * reads ISR. A configuration change sets ISR bit 1 (either way, §4.1.4.5.1)
- * and signals msix_config's vector or INTx.
+ * vector is unmasked (the PCI layer's devices/pci/msix.h does the table,
+ * masking and PBA logic); with MSI-X off, INTx: ISR bit 0 set and the line
+ * raised until the driver reads ISR. A configuration change sets ISR bit 1
+ * (either way, §4.1.4.5.1) and signals msix_config's vector or INTx.
  *
  * Threads: register accesses come from vCPU threads (one mutex);
  * virtio_pci_queue_interrupt and virtio_pci_set_needs_reset from the
@@ -60,9 +60,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/pci/msix.h"
 #include "devices/pci/pci.h"
 #include "devices/virtio/virtqueue.h"
-#include "vfio/msix.h"
 
 struct dev_env;
 struct irq_table;
@@ -158,7 +158,7 @@ struct virtio_pci {
     /* interrupts */
     _Atomic uint8_t isr;
     unsigned nr_vectors;
-    struct vfio_msix msix;
+    struct pci_msix msix;
     int vec_fd[VIRTIO_PCI_MAX_QUEUES + 1];
     int vec_gsi[VIRTIO_PCI_MAX_QUEUES + 1];
     bool vec_attached[VIRTIO_PCI_MAX_QUEUES + 1];

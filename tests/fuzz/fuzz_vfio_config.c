@@ -24,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/pci/msix.h"
 #include "vfio/config.h"
-#include "vfio/msix.h"
 #include "vmm/log.h"
 
 static uint8_t devcfg[VFIO_CFG_SPACE_SIZE];
@@ -56,36 +56,36 @@ static int dev_write(void *o, uint32_t off, const void *buf, uint32_t len)
 }
 
 /* Recording interrupt callbacks: route/unroute must pair up. */
-static bool routed[VFIO_MSI_MAX_VECTORS];
+static bool routed[PCI_MSI_MAX_VECTORS];
 static int on_kind = -1;
-static int irq_enable(void *o, enum vfio_irq_kind k, unsigned nr)
+static int irq_enable(void *o, enum pci_irq_kind k, unsigned nr)
 {
-    if (on_kind != -1 || !nr || nr > VFIO_MSI_MAX_VECTORS)
+    if (on_kind != -1 || !nr || nr > PCI_MSI_MAX_VECTORS)
         abort();
     on_kind = k;
     return 0;
 }
-static void irq_disable(void *o, enum vfio_irq_kind k)
+static void irq_disable(void *o, enum pci_irq_kind k)
 {
     if (on_kind != (int)k)
         abort();
     on_kind = -1;
 }
-static int irq_route(void *o, enum vfio_irq_kind k, unsigned v, uint64_t a, uint32_t d)
+static int irq_route(void *o, enum pci_irq_kind k, unsigned v, uint64_t a, uint32_t d)
 {
-    if (on_kind != (int)k || v >= VFIO_MSI_MAX_VECTORS)
+    if (on_kind != (int)k || v >= PCI_MSI_MAX_VECTORS)
         abort();
     routed[v] = true;
     return 0;
 }
-static void irq_unroute(void *o, enum vfio_irq_kind k, unsigned v)
+static void irq_unroute(void *o, enum pci_irq_kind k, unsigned v)
 {
-    if (v >= VFIO_MSI_MAX_VECTORS || !routed[v])
+    if (v >= PCI_MSI_MAX_VECTORS || !routed[v])
         abort();
     routed[v] = false;
 }
-static bool irq_pending(void *o, enum vfio_irq_kind k, unsigned v) { return v & 1; }
-static const struct vfio_irq_ops irq_ops = { irq_enable, irq_disable, irq_route, irq_unroute, irq_pending };
+static bool irq_pending(void *o, enum pci_irq_kind k, unsigned v) { return v & 1; }
+static const struct pci_irq_ops irq_ops = { irq_enable, irq_disable, irq_route, irq_unroute, irq_pending };
 
 static uint32_t pending_cb(void *o) { return 0xA5A5A5A5u; }
 
@@ -132,10 +132,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (unsigned i = 0; i < VFIO_CFG_SPACE_SIZE; i++)
         ro0[i] = cfg.emu[i] & cfg.emask[i] & ~cfg.wmask[i];
 
-    struct vfio_msi msi;
+    struct pci_msi msi;
     memset(routed, 0, sizeof(routed));
     on_kind = -1;
-    vfio_msi_init(&msi, &irq_ops, NULL);
+    pci_msi_init(&msi, &irq_ops, NULL);
 
     for (size_t n = 0; n < nops; n++) {
         const uint8_t *op = ops + 7 * n;
@@ -147,18 +147,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool valid = len != 3 && !(off & (len - 1)) && off + len <= VFIO_CFG_SPACE_SIZE;
         if ((op[0] >> 3) & 1) {
             vfio_config_reset(&cfg);
-            vfio_msi_off(&msi);
+            pci_msi_off(&msi);
         }
         if (op[0] & 1) {
             int ev = vfio_config_write(&cfg, off, len, val);
             if ((ev < 0) == valid)
                 abort();
             if (ev > 0 && (ev & VFIO_CFG_EV_MSI)) {
-                struct vfio_msi_state st;
+                struct pci_msi_state st;
                 vfio_config_msi_state(&cfg, &st);
                 if (st.nr_vectors > cfg.msi_max_vectors || (st.nr_vectors & (st.nr_vectors - 1)))
                     abort();
-                vfio_msi_update(&msi, &st);
+                pci_msi_update(&msi, &st);
             }
         } else {
             uint32_t v;
@@ -183,8 +183,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     vfio_config_find_cap(&cfg, 0x42);
     vfio_config_find_ext_cap(&cfg, 0x42);
-    vfio_msi_off(&msi);
-    for (unsigned v = 0; v < VFIO_MSI_MAX_VECTORS; v++)
+    pci_msi_off(&msi);
+    for (unsigned v = 0; v < PCI_MSI_MAX_VECTORS; v++)
         if (routed[v])
             abort();
     return 0;

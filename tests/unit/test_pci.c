@@ -272,6 +272,159 @@ Test(pci, extended_capability_list)
     cr_assert_eq(pci_ext_cap_find(&dev, 0x000D), 0);
 }
 
+/* ---- capability builders (MSI-X, MSI, PM) ---- */
+
+Test(pci, msix_capability_builder)
+{
+    struct pci_msix_cap_info mi = { .nr_vectors = 16, .table_bar = 1, .table_offset = 0x800,
+                                    .pba_bar = 2, .pba_offset = 0x1000 };
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x40, &mi), 0x40);
+    cr_assert_eq(pci_cap_find(&dev, PCI_CAP_ID_MSIX), 0x40);
+    cr_assert_eq(cfg_rd(0, 3, 0, PCI_CAPABILITY_LIST, 1), 0x40);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40, 2), PCI_CAP_ID_MSIX, "ID, end of list");
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_MSIX_FLAGS, 2), 15, "table size N - 1, off");
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_MSIX_TABLE, 4), 0x801, "offset | BIR");
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_MSIX_PBA, 4), 0x1002);
+    /* only enable and function mask are writable (PCI 3.0 §6.8.2.3) */
+    cfg_wr(0, 3, 0, 0x40 + PCI_MSIX_FLAGS, 2, 0xFFFF);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_MSIX_FLAGS, 2), 0xC00F);
+    cfg_wr(0, 3, 0, 0x40 + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_MASKALL);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_MSIX_FLAGS, 2), 0x400F);
+    cfg_wr(0, 3, 0, 0x40 + PCI_MSIX_TABLE, 4, 0);
+    cfg_wr(0, 3, 0, 0x40 + PCI_MSIX_PBA, 4, 0xFFFFFFFF);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_MSIX_TABLE, 4), 0x801, "read-only");
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_MSIX_PBA, 4), 0x1002, "read-only");
+    /* a full table fills a 32 KiB piece of a BAR exactly; next in the list */
+    struct pci_msix_cap_info big = { .nr_vectors = PCI_MSIX_MAX_VECTORS, .table_bar = 2,
+                                     .table_offset = 0, .pba_bar = 1, .pba_offset = 0xF00 };
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &big), 0x50);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x41, 1), 0x50);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x50 + PCI_MSIX_FLAGS, 2), 0x7FF);
+}
+
+Test(pci, msix_capability_builder_refuses_bad_layouts)
+{
+    const struct pci_msix_cap_info ok = { .nr_vectors = 16, .table_bar = 1, .table_offset = 0xE00,
+                                          .pba_bar = 1, .pba_offset = 0xFF8 };
+    struct pci_msix_cap_info mi = ok;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x40, &mi), 0x40, "the PBA ends at the BAR's end");
+    mi = ok; mi.nr_vectors = 0;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &mi), -EINVAL, "no vectors");
+    mi = ok; mi.nr_vectors = PCI_MSIX_MAX_VECTORS + 1;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &mi), -EINVAL, "11-bit table size");
+    mi = ok; mi.table_offset = 0xE04;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &mi), -EINVAL, "offset bits 2:0 are the BIR");
+    mi = ok; mi.table_offset = 0xF08; mi.pba_bar = 2; mi.pba_offset = 0;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &mi), -EINVAL, "table past the BAR");
+    mi = ok; mi.table_offset = 0xF00;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &mi), -EINVAL, "table over the PBA");
+    mi = ok; mi.table_offset = 0xF00; mi.pba_bar = 2;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &mi), 0x50, "the same offset in another BAR");
+    mi = ok; mi.pba_offset = 0x1000;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &mi), -EINVAL, "PBA past the BAR");
+    mi = ok; mi.table_bar = 0;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &mi), -EINVAL, "I/O BAR");
+    mi = ok; mi.pba_bar = 3;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &mi), -EINVAL, "upper half of a 64-bit BAR");
+    mi = ok; mi.table_bar = 4;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &mi), -EINVAL, "unimplemented BAR");
+    mi = ok; mi.pba_bar = PCI_NR_BARS;
+    cr_assert_eq(pci_msix_cap_add(&dev, 0x50, &mi), -EINVAL, "no BAR 6");
+    cr_assert_eq(pci_msix_cap_add(&dev, 0xF8, &ok), -EINVAL, "past 256 bytes");
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x41, 1), 0x50, "only what was accepted is linked");
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x51, 1), 0);
+}
+
+Test(pci, msi_capability_builder_with_masking)
+{
+    cr_assert_eq(pci_msi_cap_add(&dev, 0x50, 4, true), 0x50);
+    cr_assert_eq(pci_cap_find(&dev, PCI_CAP_ID_MSI), 0x50);
+    /* 64-bit, per-vector masking, Multiple Message Capable 4 (010b), off */
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x50 + PCI_MSI_FLAGS, 2), 0x0184);
+    cfg_wr(0, 3, 0, 0x50 + PCI_MSI_FLAGS, 2, 0xFFFF);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x50 + PCI_MSI_FLAGS, 2), 0x01F5, "enable and MME only");
+    cfg_wr(0, 3, 0, 0x50 + PCI_MSI_ADDRESS_LO, 4, 0xFEE01003);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x50 + PCI_MSI_ADDRESS_LO, 4), 0xFEE01000, "bits 1:0 read 0");
+    cfg_wr(0, 3, 0, 0x50 + PCI_MSI_ADDRESS_HI, 4, 0x12);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x50 + PCI_MSI_ADDRESS_HI, 4), 0x12);
+    cfg_wr(0, 3, 0, 0x50 + PCI_MSI_DATA_64, 4, 0xFFFF4041);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x50 + PCI_MSI_DATA_64, 4), 0x4041, "16-bit data");
+    cfg_wr(0, 3, 0, 0x50 + PCI_MSI_MASK_64, 4, 0xFFFFFFFA);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x50 + PCI_MSI_MASK_64, 4), 0xA, "a mask bit per vector");
+    cfg_wr(0, 3, 0, 0x50 + PCI_MSI_PENDING_64, 4, 0xFFFFFFFF);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x50 + PCI_MSI_PENDING_64, 4), 0, "pending is read-only");
+
+    struct pci_msi_state st;
+    pci_msi_cap_state(&dev, 0x50, &st);
+    cr_assert(st.enabled);
+    cr_assert_eq(st.nr_vectors, 4, "MME 111b clamped to what the capability offers");
+    cr_assert_eq(st.address, 0x12FEE01000ULL);
+    cr_assert_eq(st.data, 0x4041);
+    cr_assert(st.per_vector_mask);
+    cr_assert_eq(st.mask, 0xA);
+    cfg_wr(0, 3, 0, 0x50 + PCI_MSI_FLAGS, 2, 0x0010);   /* MME 2, disabled */
+    pci_msi_cap_state(&dev, 0x50, &st);
+    cr_assert_not(st.enabled);
+    cr_assert_eq(st.nr_vectors, 2);
+    /* 24 bytes: the next capability fits right after */
+    cr_assert_eq(pci_pm_cap_add(&dev, 0x68), 0x68);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x51, 1), 0x68);
+}
+
+Test(pci, msi_capability_builder_without_masking)
+{
+    cr_assert_eq(pci_msi_cap_add(&dev, 0x40, 1, false), 0x40);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_MSI_FLAGS, 2), 0x0080, "64-bit, one vector");
+    cfg_wr(0, 3, 0, 0x40 + PCI_MSI_FLAGS, 2, 0x0071);
+    struct pci_msi_state st;
+    pci_msi_cap_state(&dev, 0x40, &st);
+    cr_assert(st.enabled);
+    cr_assert_eq(st.nr_vectors, 1);
+    cr_assert_not(st.per_vector_mask);
+    cr_assert_eq(st.mask, 0);
+    cr_assert_eq(pci_msi_cap_add(&dev, 0x50, 32, true), 0x50);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x50 + PCI_MSI_FLAGS, 2), 0x018A, "MMC 101b: 32");
+    cfg_wr(0, 3, 0, 0x50 + PCI_MSI_MASK_64, 4, 0xFFFFFFFF);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x50 + PCI_MSI_MASK_64, 4), 0xFFFFFFFF);
+    cr_assert_eq(pci_msi_cap_add(&dev, 0x70, 0, false), -EINVAL);
+    cr_assert_eq(pci_msi_cap_add(&dev, 0x70, 3, false), -EINVAL, "not a power of two");
+    cr_assert_eq(pci_msi_cap_add(&dev, 0x70, 64, true), -EINVAL, "more than 32");
+    cr_assert_eq(pci_msi_cap_add(&dev, 0xF0, 1, true), -EINVAL, "24 bytes past 256");
+    /* a 32-bit capability (as a device might hand-build) reads too */
+    cr_assert_eq(pci_cap_add(&dev, 0x80, PCI_CAP_ID_MSI, 10), 0x80);
+    pci_cfg_set(&dev, 0x80 + PCI_MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE);
+    pci_cfg_set(&dev, 0x80 + PCI_MSI_ADDRESS_LO, 4, 0xFEE00000);
+    pci_cfg_set(&dev, 0x80 + PCI_MSI_DATA_32, 2, 0x4022);
+    pci_msi_cap_state(&dev, 0x80, &st);
+    cr_assert(st.enabled);
+    cr_assert_eq(st.address, 0xFEE00000ULL);
+    cr_assert_eq(st.data, 0x4022);
+}
+
+Test(pci, pm_capability_builder)
+{
+    cr_assert_eq(pci_pm_cap_add(&dev, 0x40), 0x40);
+    cr_assert_eq(pci_cap_find(&dev, PCI_CAP_ID_PM), 0x40);
+    /* PM 1.2: version 3, no D1/D2, no PME */
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_PM_PMC, 2), 0x0003);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_PM_CTRL, 2), PCI_PM_CTRL_NO_SOFT_RESET, "D0");
+    cfg_wr(0, 3, 0, 0x40 + PCI_PM_CTRL, 2, 0xFFFF);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_PM_CTRL, 2), 0x000B, "D3hot; only PowerState moves");
+    cfg_wr(0, 3, 0, 0x40 + PCI_PM_CTRL, 2, 0);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_PM_CTRL, 2), 0x0008, "back to D0");
+    cfg_wr(0, 3, 0, 0x40 + PCI_PM_PMC, 2, 0);
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + PCI_PM_PMC, 2), 0x0003, "PMC is read-only");
+    cr_assert_eq(cfg_rd(0, 3, 0, 0x40 + 6, 2), 0, "no bridge extensions, no data");
+    cr_assert_eq(pci_pm_cap_add(&dev, 0xFC), -EINVAL);
+    /* the root port's PM capability is this one */
+    struct pci_root_port r2;
+    struct pci_root_port_config c = { .port_nr = 2, .slot_nr = 2 };
+    cr_assert_eq(pci_root_port_init(&r2, &c), 0);
+    cr_assert_eq(pci_cfg_get(&r2.dev, PCI_ROOT_PORT_PM_CAP + PCI_PM_PMC, 2), 0x0003);
+    cr_assert_eq(pci_cfg_get(&r2.dev, PCI_ROOT_PORT_PM_CAP + PCI_PM_CTRL, 2), 0x0008);
+    cr_assert_eq(r2.dev.wmask[PCI_ROOT_PORT_PM_CAP + PCI_PM_CTRL], PCI_PM_CTRL_STATE_MASK);
+}
+
 Test(pci, bad_bar_descriptions_refused)
 {
     struct pci_device d2 = { 0 };

@@ -397,7 +397,7 @@ Test(vfio_config, msi_emulation)
     flags = (uint16_t)rd(MSI + PCI_MSI_FLAGS, 2);
     cr_assert_eq(flags & (PCI_MSI_FLAGS_QMASK | PCI_MSI_FLAGS_64BIT | PCI_MSI_FLAGS_MASKBIT | 0xfe00),
                  PCI_MSI_FLAGS_64BIT | PCI_MSI_FLAGS_MASKBIT | (3 << 1), "read-only bits kept");
-    struct vfio_msi_state st;
+    struct pci_msi_state st;
     vfio_config_msi_state(&cfg, &st);
     cr_assert(st.enabled);
     cr_assert_eq(st.nr_vectors, 8, "MME beyond MMC clamps to 8");
@@ -621,7 +621,7 @@ Test(vfio_config, reset_restores_power_on_state)
     cr_assert_eq(rd(PCI_ROM_ADDRESS, 4), 0);
     cr_assert_eq(rd(PCI_INTERRUPT_LINE, 1), 0);
     cr_assert_eq(cfg.command, 0);
-    struct vfio_msi_state st;
+    struct pci_msi_state st;
     vfio_config_msi_state(&cfg, &st);
     cr_assert_not(st.enabled);
     cr_assert_not(vfio_config_msix_enabled(&cfg));

@@ -1,6 +1,7 @@
 /* libFuzzer target: a hostile guest writing and reading the MSI-X table and
- * PBA of a passed-through function, toggling MSI-X enable and the function
- * mask, with the device's interrupts firing at random.
+ * PBA of a function (devices/pci/msix.c: virtio-pci's and VFIO's), toggling
+ * MSI-X enable and the function mask, with the device's interrupts firing
+ * at random.
  *
  * Input: bytes 0-1 the table size (1-2048, wrapping); then 12-byte
  * operations:
@@ -18,23 +19,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vfio/msix.h"
+#include "devices/pci/msix.h"
 #include "vmm/log.h"
 
-static bool routed[VFIO_MSIX_MAX_VECTORS];
-static bool fired[VFIO_MSIX_MAX_VECTORS];
+static bool routed[PCI_MSIX_MAX_VECTORS];
+static bool fired[PCI_MSIX_MAX_VECTORS];
 static bool dev_on;
 static unsigned dev_nr;
 
-static int f_enable(void *o, enum vfio_irq_kind k, unsigned nr)
+static int f_enable(void *o, enum pci_irq_kind k, unsigned nr)
 {
-    if (dev_on || k != VFIO_IRQ_KIND_MSIX || !nr || nr > VFIO_MSIX_MAX_VECTORS)
+    if (dev_on || k != PCI_IRQ_KIND_MSIX || !nr || nr > PCI_MSIX_MAX_VECTORS)
         abort();
     dev_on = true;
     dev_nr = nr;
     return 0;
 }
-static void f_disable(void *o, enum vfio_irq_kind k)
+static void f_disable(void *o, enum pci_irq_kind k)
 {
     if (!dev_on)
         abort();
@@ -43,7 +44,7 @@ static void f_disable(void *o, enum vfio_irq_kind k)
             abort();            /* disabled with a vector still routed */
     dev_on = false;
 }
-static int f_route(void *o, enum vfio_irq_kind k, unsigned v, uint64_t a, uint32_t d)
+static int f_route(void *o, enum pci_irq_kind k, unsigned v, uint64_t a, uint32_t d)
 {
     if (!dev_on || v >= dev_nr)
         abort();
@@ -53,19 +54,19 @@ static int f_route(void *o, enum vfio_irq_kind k, unsigned v, uint64_t a, uint32
     fired[v] = false;           /* KVM delivers what was pending */
     return 0;
 }
-static void f_unroute(void *o, enum vfio_irq_kind k, unsigned v)
+static void f_unroute(void *o, enum pci_irq_kind k, unsigned v)
 {
-    if (v >= VFIO_MSIX_MAX_VECTORS || !routed[v])
+    if (v >= PCI_MSIX_MAX_VECTORS || !routed[v])
         abort();
     routed[v] = false;
 }
-static bool f_pending(void *o, enum vfio_irq_kind k, unsigned v)
+static bool f_pending(void *o, enum pci_irq_kind k, unsigned v)
 {
-    if (v >= VFIO_MSIX_MAX_VECTORS || routed[v])
+    if (v >= PCI_MSIX_MAX_VECTORS || routed[v])
         abort();                /* the PBA asks only about unrouted vectors */
     return fired[v];
 }
-static const struct vfio_irq_ops ops = { f_enable, f_disable, f_route, f_unroute, f_pending };
+static const struct pci_irq_ops ops = { f_enable, f_disable, f_route, f_unroute, f_pending };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -76,12 +77,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 2)
         return 0;
-    unsigned nr = ((unsigned)(data[0] | data[1] << 8) % VFIO_MSIX_MAX_VECTORS) + 1;
+    unsigned nr = ((unsigned)(data[0] | data[1] << 8) % PCI_MSIX_MAX_VECTORS) + 1;
     memset(routed, 0, sizeof(routed));
     memset(fired, 0, sizeof(fired));
     dev_on = false;
-    struct vfio_msix m;
-    if (vfio_msix_init(&m, nr, &ops, NULL) < 0)
+    struct pci_msix m;
+    if (pci_msix_init(&m, nr, &ops, NULL) < 0)
         abort();
     for (size_t p = 2; p + 12 <= size; p += 12) {
         const uint8_t *op = data + p;
@@ -92,24 +93,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             off |= 0xFFFFFFFF00000000ull;   /* near the top: wrap-around checks */
         uint8_t buf[16] = {0};
         memcpy(buf, op + 6, 6);
-        bool table_ok = len >= 1 && len <= 8 && off < vfio_msix_table_size(&m) &&
-                        len <= vfio_msix_table_size(&m) - off;
-        bool pba_ok = len >= 1 && len <= 8 && off < vfio_msix_pba_size(&m) &&
-                      len <= vfio_msix_pba_size(&m) - off;
+        bool table_ok = len >= 1 && len <= 8 && off < pci_msix_table_size(&m) &&
+                        len <= pci_msix_table_size(&m) - off;
+        bool pba_ok = len >= 1 && len <= 8 && off < pci_msix_pba_size(&m) &&
+                      len <= pci_msix_pba_size(&m) - off;
         int r;
         switch (op[0] & 7) {
         case 1:
-            r = vfio_msix_table_read(&m, off, buf, len);
+            r = pci_msix_table_read(&m, off, buf, len);
             if ((r == 0) != table_ok)
                 abort();
             break;
         case 2:
-            r = vfio_msix_pba_write(&m, off, buf, len);
+            r = pci_msix_pba_write(&m, off, buf, len);
             if ((r == 0) != pba_ok)
                 abort();
             break;
         case 3:
-            r = vfio_msix_pba_read(&m, off, buf, len);
+            r = pci_msix_pba_read(&m, off, buf, len);
             if ((r == 0) != pba_ok)
                 abort();
             if (r == 0)
@@ -123,10 +124,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     }
             break;
         case 4:
-            vfio_msix_control(&m, op[1] & 1, op[1] & 2);
+            pci_msix_control(&m, op[1] & 1, op[1] & 2);
             break;
         case 5:
-            vfio_msix_reset(&m);
+            pci_msix_reset(&m);
             break;
         case 6: {
             unsigned v = (unsigned)(op[2] | op[3] << 8) % nr;
@@ -135,16 +136,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         default:
-            r = vfio_msix_table_write(&m, off, buf, len);
+            r = pci_msix_table_write(&m, off, buf, len);
             if ((r == 0) != table_ok)
                 abort();
             break;
         }
         for (unsigned v = 0; v < nr; v++)
-            if (routed[v] != (dev_on && !vfio_msix_vector_masked(&m, v)))
+            if (routed[v] != (dev_on && !pci_msix_vector_masked(&m, v)))
                 abort();        /* routing does not follow the masks */
     }
-    vfio_msix_fini(&m);
+    pci_msix_fini(&m);
     if (dev_on)
         abort();
     for (unsigned v = 0; v < nr; v++)

@@ -1,15 +1,14 @@
-/* MSI-X table/PBA emulation and MSI vector state: see vfio/msix.h for the
- * register map and the masking rules. */
-#include "vfio/msix.h"
+/* The PCI layer's MSI-X table/PBA emulation and MSI vector state: see
+ * devices/pci/msix.h for the register map and the masking rules. */
+#include "devices/pci/msix.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "vfio/config.h"
 #include "vmm/log.h"
 
-#define COMP "vfio-msix"
+#define COMP "pci-msix"
 
 /* Byte offsets within a table entry (PCI 3.0 §6.8.2.6). */
 #define ENTRY_ADDR_LO  0x0
@@ -20,7 +19,7 @@
 
 /* Guest-writable bits of each byte of an entry: address bits 1:0 read 0
  * (dword-aligned messages), only bit 0 of vector control exists. */
-static const uint8_t entry_wmask[VFIO_MSIX_ENTRY_SIZE] = {
+static const uint8_t entry_wmask[PCI_MSIX_ENTRY_SIZE] = {
     0xFC, 0xFF, 0xFF, 0xFF,  0xFF, 0xFF, 0xFF, 0xFF,
     0xFF, 0xFF, 0xFF, 0xFF,  0x01, 0x00, 0x00, 0x00,
 };
@@ -31,8 +30,8 @@ static uint32_t rd32(const uint8_t *p)
 }
 
 /* Bring one vector's route in line with what the guest wants. */
-static void vec_sync(const struct vfio_irq_ops *ops, void *opaque, enum vfio_irq_kind kind,
-                     unsigned v, struct vfio_vec_state *s, bool want, uint64_t addr, uint32_t data)
+static void vec_sync(const struct pci_irq_ops *ops, void *opaque, enum pci_irq_kind kind,
+                     unsigned v, struct pci_vector_state *s, bool want, uint64_t addr, uint32_t data)
 {
     if (!want) {
         if (s->routed) {
@@ -57,12 +56,12 @@ static void vec_sync(const struct vfio_irq_ops *ops, void *opaque, enum vfio_irq
     s->data = data;
 }
 
-int vfio_msix_init(struct vfio_msix *m, unsigned nr, const struct vfio_irq_ops *ops, void *opaque)
+int pci_msix_init(struct pci_msix *m, unsigned nr, const struct pci_irq_ops *ops, void *opaque)
 {
     memset(m, 0, sizeof(*m));
-    if (!nr || nr > VFIO_MSIX_MAX_VECTORS)
+    if (!nr || nr > PCI_MSIX_MAX_VECTORS)
         return -EINVAL;
-    m->table = calloc(nr, VFIO_MSIX_ENTRY_SIZE);
+    m->table = calloc(nr, PCI_MSIX_ENTRY_SIZE);
     m->vec = calloc(nr, sizeof(*m->vec));
     if (!m->table || !m->vec) {
         free(m->table);
@@ -75,21 +74,21 @@ int vfio_msix_init(struct vfio_msix *m, unsigned nr, const struct vfio_irq_ops *
     m->ops = ops;
     m->opaque = opaque;
     for (unsigned v = 0; v < nr; v++)
-        m->table[v * VFIO_MSIX_ENTRY_SIZE + ENTRY_CTRL] = CTRL_MASKBIT;
+        m->table[v * PCI_MSIX_ENTRY_SIZE + ENTRY_CTRL] = CTRL_MASKBIT;
     return 0;
 }
 
-static void msix_device_off(struct vfio_msix *m)
+static void msix_device_off(struct pci_msix *m)
 {
     for (unsigned v = 0; v < m->nr; v++)
-        vec_sync(m->ops, m->opaque, VFIO_IRQ_KIND_MSIX, v, &m->vec[v], false, 0, 0);
+        vec_sync(m->ops, m->opaque, PCI_IRQ_KIND_MSIX, v, &m->vec[v], false, 0, 0);
     if (m->dev_on) {
-        m->ops->disable(m->opaque, VFIO_IRQ_KIND_MSIX);
+        m->ops->disable(m->opaque, PCI_IRQ_KIND_MSIX);
         m->dev_on = false;
     }
 }
 
-void vfio_msix_fini(struct vfio_msix *m)
+void pci_msix_fini(struct pci_msix *m)
 {
     if (!m->table)
         return;
@@ -101,20 +100,20 @@ void vfio_msix_fini(struct vfio_msix *m)
     m->nr = 0;
 }
 
-bool vfio_msix_vector_masked(const struct vfio_msix *m, unsigned v)
+bool pci_msix_vector_masked(const struct pci_msix *m, unsigned v)
 {
     if (v >= m->nr)
         return true;
     return !m->enabled || m->fmask ||
-           (m->table[v * VFIO_MSIX_ENTRY_SIZE + ENTRY_CTRL] & CTRL_MASKBIT);
+           (m->table[v * PCI_MSIX_ENTRY_SIZE + ENTRY_CTRL] & CTRL_MASKBIT);
 }
 
-static void msix_sync_vector(struct vfio_msix *m, unsigned v)
+static void msix_sync_vector(struct pci_msix *m, unsigned v)
 {
-    const uint8_t *e = m->table + (size_t)v * VFIO_MSIX_ENTRY_SIZE;
-    bool want = m->dev_on && !vfio_msix_vector_masked(m, v);
+    const uint8_t *e = m->table + (size_t)v * PCI_MSIX_ENTRY_SIZE;
+    bool want = m->dev_on && !pci_msix_vector_masked(m, v);
     uint64_t addr = rd32(e + ENTRY_ADDR_LO) | (uint64_t)rd32(e + ENTRY_ADDR_HI) << 32;
-    vec_sync(m->ops, m->opaque, VFIO_IRQ_KIND_MSIX, v, &m->vec[v], want, addr, rd32(e + ENTRY_DATA));
+    vec_sync(m->ops, m->opaque, PCI_IRQ_KIND_MSIX, v, &m->vec[v], want, addr, rd32(e + ENTRY_DATA));
 }
 
 static bool range_ok(uint64_t off, unsigned len, uint32_t size)
@@ -122,9 +121,9 @@ static bool range_ok(uint64_t off, unsigned len, uint32_t size)
     return len >= 1 && len <= 8 && off < size && len <= size - off;
 }
 
-int vfio_msix_table_read(struct vfio_msix *m, uint64_t off, void *data, unsigned len)
+int pci_msix_table_read(struct pci_msix *m, uint64_t off, void *data, unsigned len)
 {
-    if (!range_ok(off, len, vfio_msix_table_size(m))) {
+    if (!range_ok(off, len, pci_msix_table_size(m))) {
         if (len <= 8)
             memset(data, 0xff, len);
         log_guest_once(COMP, "MSI-X table read at 0x%llx, length %u: outside the %u-entry table",
@@ -135,9 +134,9 @@ int vfio_msix_table_read(struct vfio_msix *m, uint64_t off, void *data, unsigned
     return 0;
 }
 
-int vfio_msix_table_write(struct vfio_msix *m, uint64_t off, const void *data, unsigned len)
+int pci_msix_table_write(struct pci_msix *m, uint64_t off, const void *data, unsigned len)
 {
-    if (!range_ok(off, len, vfio_msix_table_size(m))) {
+    if (!range_ok(off, len, pci_msix_table_size(m))) {
         log_guest_once(COMP, "MSI-X table write at 0x%llx, length %u: outside the %u-entry table",
                        (unsigned long long)off, len, m->nr);
         return -EINVAL;
@@ -145,20 +144,20 @@ int vfio_msix_table_write(struct vfio_msix *m, uint64_t off, const void *data, u
     const uint8_t *src = data;
     for (unsigned i = 0; i < len; i++) {
         uint64_t o = off + i;
-        uint8_t w = entry_wmask[o % VFIO_MSIX_ENTRY_SIZE];
+        uint8_t w = entry_wmask[o % PCI_MSIX_ENTRY_SIZE];
         m->table[o] = (uint8_t)((m->table[o] & ~w) | (src[i] & w));
     }
     /* A write of at most 8 bytes touches at most two entries. */
-    unsigned first = (unsigned)(off / VFIO_MSIX_ENTRY_SIZE);
-    unsigned last = (unsigned)((off + len - 1) / VFIO_MSIX_ENTRY_SIZE);
+    unsigned first = (unsigned)(off / PCI_MSIX_ENTRY_SIZE);
+    unsigned last = (unsigned)((off + len - 1) / PCI_MSIX_ENTRY_SIZE);
     for (unsigned v = first; v <= last; v++)
         msix_sync_vector(m, v);
     return 0;
 }
 
-int vfio_msix_pba_read(struct vfio_msix *m, uint64_t off, void *data, unsigned len)
+int pci_msix_pba_read(struct pci_msix *m, uint64_t off, void *data, unsigned len)
 {
-    if (!range_ok(off, len, vfio_msix_pba_size(m))) {
+    if (!range_ok(off, len, pci_msix_pba_size(m))) {
         if (len <= 8)
             memset(data, 0xff, len);
         log_guest_once(COMP, "MSI-X PBA read at 0x%llx, length %u: outside the PBA",
@@ -173,7 +172,7 @@ int vfio_msix_pba_read(struct vfio_msix *m, uint64_t off, void *data, unsigned l
             if (v >= m->nr)
                 break;
             /* A routed vector delivers at once: never pending. */
-            if (m->dev_on && !m->vec[v].routed && m->ops->pending(m->opaque, VFIO_IRQ_KIND_MSIX, v))
+            if (m->dev_on && !m->vec[v].routed && m->ops->pending(m->opaque, PCI_IRQ_KIND_MSIX, v))
                 byte |= (uint8_t)(1u << b);
         }
         dst[i] = byte;
@@ -181,10 +180,10 @@ int vfio_msix_pba_read(struct vfio_msix *m, uint64_t off, void *data, unsigned l
     return 0;
 }
 
-int vfio_msix_pba_write(struct vfio_msix *m, uint64_t off, const void *data, unsigned len)
+int pci_msix_pba_write(struct pci_msix *m, uint64_t off, const void *data, unsigned len)
 {
     (void)data;
-    if (!range_ok(off, len, vfio_msix_pba_size(m))) {
+    if (!range_ok(off, len, pci_msix_pba_size(m))) {
         log_guest_once(COMP, "MSI-X PBA write at 0x%llx, length %u: outside the PBA",
                        (unsigned long long)off, len);
         return -EINVAL;
@@ -193,7 +192,7 @@ int vfio_msix_pba_write(struct vfio_msix *m, uint64_t off, const void *data, uns
     return 0;
 }
 
-void vfio_msix_control(struct vfio_msix *m, bool enable, bool function_mask)
+void pci_msix_control(struct pci_msix *m, bool enable, bool function_mask)
 {
     if (!m->table)
         return;
@@ -206,7 +205,7 @@ void vfio_msix_control(struct vfio_msix *m, bool enable, bool function_mask)
     m->enabled = true;
     m->fmask = function_mask;
     if (!m->dev_on) {
-        int r = m->ops->enable(m->opaque, VFIO_IRQ_KIND_MSIX, m->nr);
+        int r = m->ops->enable(m->opaque, PCI_IRQ_KIND_MSIX, m->nr);
         if (r < 0) {
             log_guest_once(COMP, "enabling MSI-X with %u vectors at the device failed: %s",
                            m->nr, strerror(-r));
@@ -218,48 +217,48 @@ void vfio_msix_control(struct vfio_msix *m, bool enable, bool function_mask)
         msix_sync_vector(m, v);
 }
 
-void vfio_msix_reset(struct vfio_msix *m)
+void pci_msix_reset(struct pci_msix *m)
 {
     if (!m->table)
         return;
     m->enabled = false;
     m->fmask = false;
     msix_device_off(m);
-    memset(m->table, 0, vfio_msix_table_size(m));
+    memset(m->table, 0, pci_msix_table_size(m));
     for (unsigned v = 0; v < m->nr; v++)
-        m->table[v * VFIO_MSIX_ENTRY_SIZE + ENTRY_CTRL] = CTRL_MASKBIT;
+        m->table[v * PCI_MSIX_ENTRY_SIZE + ENTRY_CTRL] = CTRL_MASKBIT;
 }
 
-void vfio_msi_init(struct vfio_msi *msi, const struct vfio_irq_ops *ops, void *opaque)
+void pci_msi_init(struct pci_msi *msi, const struct pci_irq_ops *ops, void *opaque)
 {
     memset(msi, 0, sizeof(*msi));
     msi->ops = ops;
     msi->opaque = opaque;
 }
 
-void vfio_msi_off(struct vfio_msi *msi)
+void pci_msi_off(struct pci_msi *msi)
 {
-    for (unsigned v = 0; v < VFIO_MSI_MAX_VECTORS; v++)
-        vec_sync(msi->ops, msi->opaque, VFIO_IRQ_KIND_MSI, v, &msi->vec[v], false, 0, 0);
+    for (unsigned v = 0; v < PCI_MSI_MAX_VECTORS; v++)
+        vec_sync(msi->ops, msi->opaque, PCI_IRQ_KIND_MSI, v, &msi->vec[v], false, 0, 0);
     if (msi->dev_nr) {
-        msi->ops->disable(msi->opaque, VFIO_IRQ_KIND_MSI);
+        msi->ops->disable(msi->opaque, PCI_IRQ_KIND_MSI);
         msi->dev_nr = 0;
     }
 }
 
-void vfio_msi_update(struct vfio_msi *msi, const struct vfio_msi_state *st)
+void pci_msi_update(struct pci_msi *msi, const struct pci_msi_state *st)
 {
     unsigned nr = st->nr_vectors;
-    if (nr > VFIO_MSI_MAX_VECTORS)
-        nr = VFIO_MSI_MAX_VECTORS;
+    if (nr > PCI_MSI_MAX_VECTORS)
+        nr = PCI_MSI_MAX_VECTORS;
     if (!st->enabled || !nr) {
-        vfio_msi_off(msi);
+        pci_msi_off(msi);
         return;
     }
     if (msi->dev_nr != nr) {
         /* The vector count is fixed while enabled at the device: redo. */
-        vfio_msi_off(msi);
-        int r = msi->ops->enable(msi->opaque, VFIO_IRQ_KIND_MSI, nr);
+        pci_msi_off(msi);
+        int r = msi->ops->enable(msi->opaque, PCI_IRQ_KIND_MSI, nr);
         if (r < 0) {
             log_guest_once(COMP, "enabling MSI with %u vectors at the device failed: %s",
                            nr, strerror(-r));
@@ -267,22 +266,22 @@ void vfio_msi_update(struct vfio_msi *msi, const struct vfio_msi_state *st)
         }
         msi->dev_nr = nr;
     }
-    for (unsigned v = 0; v < VFIO_MSI_MAX_VECTORS; v++) {
+    for (unsigned v = 0; v < PCI_MSI_MAX_VECTORS; v++) {
         bool masked = st->per_vector_mask && (st->mask & (1u << v));
         msi->masked[v] = masked;
         /* Multiple messages: vector v replaces the low log2(nr) bits of
          * the data (PCI 3.0 §6.8.3.4). */
         uint32_t data = (st->data & ~(uint32_t)(nr - 1)) | v;
-        vec_sync(msi->ops, msi->opaque, VFIO_IRQ_KIND_MSI, v, &msi->vec[v],
+        vec_sync(msi->ops, msi->opaque, PCI_IRQ_KIND_MSI, v, &msi->vec[v],
                  v < nr && !masked, st->address, data);
     }
 }
 
-uint32_t vfio_msi_pending(struct vfio_msi *msi)
+uint32_t pci_msi_pending(struct pci_msi *msi)
 {
     uint32_t bits = 0;
-    for (unsigned v = 0; v < msi->dev_nr && v < VFIO_MSI_MAX_VECTORS; v++)
-        if (!msi->vec[v].routed && msi->ops->pending(msi->opaque, VFIO_IRQ_KIND_MSI, v))
+    for (unsigned v = 0; v < msi->dev_nr && v < PCI_MSI_MAX_VECTORS; v++)
+        if (!msi->vec[v].routed && msi->ops->pending(msi->opaque, PCI_IRQ_KIND_MSI, v))
             bits |= 1u << v;
     return bits;
 }
