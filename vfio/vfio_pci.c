@@ -24,7 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "host/host.h"
+#include "host/bind.h"
 #include "vmm/bus.h"
 #include "vmm/gm.h"
 #include "vmm/irq.h"

@@ -31,8 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/host.h"
-#include "host/host_sysfs.h"
+#include "host/cli.h"
 
 /* snprintf that must not truncate (fixture paths and contents). */
 #define SNPRINTF(buf, cap, ...)                                                       \

@@ -1,10 +1,10 @@
 /* Reading the host's PCI/IOMMU/CPU model from sysfs and procfs under a root
- * prefix (see host_sysfs.h). Nothing here writes except hs_write, which only
+ * prefix (see host/sysfs.h). Nothing here writes except hs_write, which only
  * bind/unbind call. Formats: Linux Documentation/ABI/testing/sysfs-bus-pci
  * (class, vendor, device, driver, driver_override, iommu_group, boot_vga,
  * numa_node, config), sysfs-kernel-iommu_groups, and the pci.ids format
  * described at the top of pci.ids itself. */
-#include "host/host_sysfs.h"
+#include "host/sysfs.h"
 
 #include <ctype.h>
 #include <dirent.h>

@@ -15,7 +15,7 @@
  *   group to VFIO (vfio-pci and variants, pci-stub, pcieport), and the
  *   device to pass on vfio-pci (Documentation/driver-api/vfio.rst);
  * - /dev/vfio/<group> for the group. */
-#include "host/host.h"
+#include "host/cli.h"
 
 #include <errno.h>
 #include <stdarg.h>

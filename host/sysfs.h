@@ -1,5 +1,22 @@
-/* The host as `minivmm host` sees it: PCI devices, IOMMU groups, drivers,
- * CPUs, read from sysfs and procfs.
+/* The host as minivmm sees it: PCI functions, IOMMU groups, drivers and
+ * CPUs, read from sysfs and procfs. A library: `minivmm host` (host/cli.h)
+ * prints and judges what it reads, and vfio/ calls down into it to find a
+ * device's group and check it (vfio/container.c), to parse and compare BDFs
+ * (vfio/vfio_args.c, vfio/device.c, vfio/vfio_pci.c); moving devices to
+ * vfio-pci is host/bind.h, the CPU model host/topology.h. Nothing here
+ * prints or exits.
+ *
+ * What it offers:
+ *   struct host_ctx   the root prefix every path is read under, the streams,
+ *                     the test hook of bind/unbind's writes
+ *   hs_*              bounded reads, links, lists and writes under the root
+ *   parse_*, bdf_*    strict parsers of attribute text; BDF parsing and slots
+ *   cpulist_*         the kernel's CPU list format
+ *   host_pci_*        every PCI function (class, IDs, driver, override, group,
+ *                     node, boot VGA, upstream bridge, ACS) and questions
+ *                     about one (console? network up? driver VFIO-safe?)
+ *   host_names_*      vendor, device and class names (libpci and pci.ids)
+ *   cmdline_get, host_cpuinfo_read, json_str
  *
  * Every path is taken under a root prefix (struct host_ctx.root; the
  * environment variable MINIVMM_SYSFS_ROOT for the command), so the unit tests
@@ -8,8 +25,8 @@
  * a crash. The files and their formats: Linux Documentation/ABI/testing/
  * sysfs-bus-pci, sysfs-kernel-iommu_groups, sysfs-devices-system-cpu,
  * sysfs-kernel-mm-hugepages. */
-#ifndef MINIVMM_VFIO_HOST_SYSFS_H
-#define MINIVMM_VFIO_HOST_SYSFS_H
+#ifndef MINIVMM_HOST_SYSFS_H
+#define MINIVMM_HOST_SYSFS_H
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
