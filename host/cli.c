@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/arg.h"
+
 #define EXIT_USAGE 2
 
 static void usage(FILE *f)
@@ -28,7 +30,8 @@ static void usage(FILE *f)
           "  topology [--cpus N] [--gpu BDF] [--json]\n"
           "                                      cores, SMT siblings, caches, NUMA nodes, and a pinning\n"
           "                                      for N vCPUs (--cpu-pin, --emulator-pin, --io-pin)\n"
-          "BDF: 0000:01:00.0 or 01:00.0. Only bind and unbind change the host.\n"
+          "BDF: 0000:01:00.0 or 01:00.0. SIZE: 512M, 8G, 1T (K, M, G, T: powers of 1024; a plain\n"
+          "number counts MiB, as for minivmm --memory). Only bind and unbind change the host.\n"
           "MINIVMM_SYSFS_ROOT=DIR reads /sys, /proc, /dev, /run under DIR (for tests).\n",
           f);
 }
@@ -107,36 +110,6 @@ int host_parse_pins(const char *s, int pins[HOST_MAX_PINS], int *nr)
     }
     memcpy(pins, tmp, sizeof(tmp));
     *nr = count;
-    return 0;
-}
-
-int host_parse_size(const char *s, uint64_t *out)
-{
-    if (!s || *s < '0' || *s > '9')
-        return -EINVAL;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -ERANGE;
-    unsigned shift = 0;
-    switch (*end) {
-    case '\0': break;
-    case 'K': case 'k': shift = 10; end++; break;
-    case 'M': case 'm': shift = 20; end++; break;
-    case 'G': case 'g': shift = 30; end++; break;
-    case 'T': case 't': shift = 40; end++; break;
-    default: return -EINVAL;
-    }
-    if (*end == 'i' && shift)
-        end++;
-    if (*end == 'B' && shift)
-        end++;
-    if (*end)
-        return -EINVAL;
-    if (v > (UINT64_MAX >> shift))
-        return -ERANGE;
-    *out = (uint64_t)v << shift;
     return 0;
 }
 
@@ -368,12 +341,23 @@ static int cmd_check(const struct host_ctx *c, int argc, char **argv)
                 return EXIT_USAGE;
             o.gpu = gpu;
         } else if ((v = opt_value(c, argc, argv, &i, "--memory", &m)) || m) {
-            if (!v || host_parse_size(v, &o.memory) || o.memory == 0) {
-                fprintf(c->err, "minivmm host check: --memory '%s' is not a size: use e.g. 8G or 512M\n", v ? v : "");
+            /* The syntax of minivmm --memory (vmm/arg.c): a plain number
+             * counts MiB here too. */
+            if (!v)
+                return EXIT_USAGE;
+            if (arg_parse_size(v, strlen(v), &o.memory)) {
+                fprintf(c->err, "minivmm host check: --memory '%s' is not a size, or too large a number: use a "
+                        "number with a K, M, G or T suffix (8G, 512M; a plain number counts MiB, as for "
+                        "minivmm --memory)\n", v);
+                return EXIT_USAGE;
+            }
+            if (o.memory == 0) {
+                fprintf(c->err, "minivmm host check: --memory '%s': the VM needs some memory; give the size "
+                        "minivmm --memory will get, e.g. 8G\n", v);
                 return EXIT_USAGE;
             }
         } else if ((v = opt_value(c, argc, argv, &i, "--hugepages", &m)) || m) {
-            if (!v || host_parse_size(v, &o.hugepage_size) ||
+            if (!v || arg_parse_size(v, strlen(v), &o.hugepage_size) ||
                 (o.hugepage_size != (2u << 20) && o.hugepage_size != (1u << 30))) {
                 fprintf(c->err, "minivmm host check: --hugepages '%s': use 2M or 1G\n", v ? v : "");
                 return EXIT_USAGE;

@@ -12,7 +12,8 @@
  * Only bind and unbind change the host. Paths are read under the root prefix
  * in the environment variable MINIVMM_SYSFS_ROOT (default: none).
  * host/cli.c parses the options and prints (text, --json); host/check.c
- * makes check's report. */
+ * makes check's report. Sizes (--memory, --hugepages) are minivmm's own
+ * syntax, vmm/arg.h's arg_parse_size: "--memory 4096" is 4 GiB here too. */
 #ifndef MINIVMM_HOST_CLI_H
 #define MINIVMM_HOST_CLI_H
 #include <stdbool.h>
@@ -63,7 +64,5 @@ const char *host_level_name(enum host_level l);
 
 /* "0=2,1=3" -> pins; -EINVAL with nothing set on garbage. */
 int host_parse_pins(const char *s, int pins[HOST_MAX_PINS], int *nr);
-/* "8G", "512M", "1024K", "4096" (bytes) -> bytes. */
-int host_parse_size(const char *s, uint64_t *out);
 
 #endif

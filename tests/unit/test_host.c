@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "host/cli.h"
+#include "vmm/config.h"
 
 /* snprintf that must not truncate (fixture paths and contents). */
 #define SNPRINTF(buf, cap, ...)                                                       \
@@ -946,7 +947,7 @@ Test(host, cmdline_get_takes_the_last_and_stops_at_dashdash)
     cr_assert(!cmdline_get(cl, "intremap", NULL, 0));
 }
 
-Test(host, host_parse_pins_and_sizes)
+Test(host, host_parse_pins)
 {
     int pins[HOST_MAX_PINS], nr;
     cr_assert_eq(host_parse_pins("0=2,1=3", pins, &nr), 0);
@@ -956,17 +957,6 @@ Test(host, host_parse_pins_and_sizes)
     const char *bad[] = { "", "0", "0=", "=1", "0=1,0=2", "0=1,", "64=1", "0=1x", "a=b", "0=-1", NULL };
     for (int i = 0; bad[i]; i++)
         cr_assert_eq(host_parse_pins(bad[i], pins, &nr), -EINVAL, "accepted '%s'", bad[i]);
-    uint64_t s;
-    cr_assert_eq(host_parse_size("8G", &s), 0);
-    cr_assert_eq(s, 8ULL << 30);
-    cr_assert_eq(host_parse_size("512MiB", &s), 0);
-    cr_assert_eq(s, 512ULL << 20);
-    cr_assert_eq(host_parse_size("4096", &s), 0);
-    cr_assert_eq(s, 4096);
-    cr_assert_lt(host_parse_size("8X", &s), 0);
-    cr_assert_lt(host_parse_size("-1G", &s), 0);
-    cr_assert_lt(host_parse_size("99999999999999999999G", &s), 0);
-    cr_assert_lt(host_parse_size("17179869184G", &s), 0);
 }
 
 Test(host, hs_read_bounds_and_trims, .fini = fini)
@@ -1366,6 +1356,32 @@ Test(host, check_hugepages_against_the_vm, .fini = fini)
     cr_assert(strstr(line_with("hugepages "), "the pool has 0 free"));
 }
 
+/* One size syntax (vmm/arg.c): what minivmm --memory makes of a size,
+ * host check --memory makes of it too; a plain number counts MiB. */
+Test(host, check_memory_means_what_minivmm_memory_means, .fini = fini)
+{
+    fx_build(&acs_bridge, FX_GPU_ON_VFIO);
+    const char *sizes[] = { "4096", "4G", "4g", "4096M", "4194304K", NULL };
+    for (int i = 0; sizes[i]; i++) {
+        struct config cfg;
+        char err[256] = "";
+        char *argv[] = { "minivmm", "--memory", (char *)sizes[i], NULL };
+        cr_assert_eq(config_parse(3, argv, &cfg, err, sizeof(err)), 0, "%s: %s", sizes[i], err);
+        cr_assert_eq(cfg.mem_size, 4ULL << 30, "minivmm --memory %s", sizes[i]);
+        HOST("check", "--memory", sizes[i], "--hugepages", "2M");
+        char want[64];
+        SNPRINTF(want, sizeof(want), "the VM needs %llu pages of 2M", (unsigned long long)(cfg.mem_size >> 21));
+        cr_assert(strstr(line_with("hugepages "), want), "--memory %s: %s", sizes[i], line_with("hugepages "));
+    }
+    /* Without --hugepages: against MemAvailable (16000 MiB in the fixture),
+     * in MiB, not in bytes. */
+    cr_assert_eq(HOST("check", "--memory", "32768"), 0, "%s", last.out);
+    cr_assert(strstr(line_with("memory "), "the VM wants 32768 MiB but only 16000 MiB are available"), "%s",
+              line_with("memory "));
+    cr_assert_eq(HOST("check", "--memory", "4096"), 0);
+    OUT_LACKS("the VM wants");
+}
+
 Test(host, check_no_1g_pool, .fini = fini)
 {
     fx_build(&no_iommu, 0);
@@ -1405,6 +1421,17 @@ Test(host, check_usage_errors, .fini = fini)
     cr_assert_eq(HOST("check", "--hugepages", "3M"), 2);
     ERR_HAS("--hugepages '3M': use 2M or 1G");
     cr_assert_eq(HOST("check", "--memory", "lots"), 2);
+    ERR_HAS("--memory 'lots' is not a size");
+    ERR_HAS("a plain number counts MiB");
+    const char *bad[] = { "512MiB", "8GB", "-1G", "1.5G", "0x10M", "99999999999999999999", "17179869184G", NULL };
+    for (int i = 0; bad[i]; i++) {
+        cr_assert_eq(HOST("check", "--memory", bad[i]), 2, "accepted --memory %s", bad[i]);
+        ERR_HAS("is not a size");
+    }
+    cr_assert_eq(HOST("check", "--memory", "0"), 2);
+    ERR_HAS("--memory '0': the VM needs some memory");
+    cr_assert_eq(HOST("check", "--hugepages", "2048"), 2, "2048 is 2 GiB, not 2 MiB");
+    cr_assert_neq(HOST("check", "--hugepages", "2048K"), 2, "%s", last.err);
     cr_assert_eq(HOST("check", "--cpu-pin", "0:1"), 2);
     cr_assert_eq(HOST("check", "--frobnicate"), 2);
     ERR_HAS("unknown option '--frobnicate'");
