@@ -130,7 +130,7 @@ static const char *acs_name(enum host_acs a)
     return a == HOST_ACS_PRESENT ? "present" : a == HOST_ACS_ABSENT ? "absent" : "unknown";
 }
 
-static void print_dev_text(const struct host_ctx *c, const struct host_pci *p, const struct host_pciids *ids,
+static void print_dev_text(const struct host_ctx *c, const struct host_pci *p, const struct host_names *ids,
                            const struct host_pci_dev *d)
 {
     char name[160], cls[96], idbuf[16];
@@ -157,7 +157,7 @@ static void print_dev_text(const struct host_ctx *c, const struct host_pci *p, c
     fputc('\n', c->out);
 }
 
-static void json_dev(const struct host_ctx *c, const struct host_pci *p, const struct host_pciids *ids,
+static void json_dev(const struct host_ctx *c, const struct host_pci *p, const struct host_names *ids,
                      const struct host_pci_dev *d)
 {
     FILE *f = c->out;
@@ -226,15 +226,15 @@ static int cmd_groups(const struct host_ctx *c, int argc, char **argv)
         fprintf(c->err, "minivmm host groups: cannot read /sys/bus/pci/devices: %s\n", strerror(-r));
         return 1;
     }
-    struct host_pciids ids;
-    bool have_ids = host_pciids_load(c, &ids) == 0;
+    struct host_names ids;
+    bool have_ids = host_names_open(c, &ids) == 0;
 
     /* The group numbers present, ascending. */
     int *groups = calloc(p.n ? p.n : 1, sizeof(int));
     size_t ng = 0, ungrouped = 0;
     if (!groups) {
         host_pci_free(&p);
-        host_pciids_free(&ids);
+        host_names_close(&ids);
         return 1;
     }
     for (size_t i = 0; i < p.n; i++) {
@@ -287,8 +287,11 @@ static int cmd_groups(const struct host_ctx *c, int argc, char **argv)
         else
             fprintf(c->out, "%zu IOMMU group%s (* GPU, + another function of a GPU's slot):\n", ng,
                     ng == 1 ? "" : "s");
-        if (!have_ids)
-            fprintf(c->out, "(no pci.ids found: device names unknown; the pciutils or hwdata package has it)\n");
+        if (!have_ids && ids.why[0])
+            fprintf(c->out, "(device names unknown: libpci: %s; the pci.ids package has a good pci.ids)\n",
+                    ids.why);
+        else if (!have_ids)
+            fprintf(c->out, "(no pci.ids found: device names unknown; the pci.ids package has it)\n");
         for (size_t k = 0; k < ng; k++) {
             fprintf(c->out, "IOMMU group %d\n", groups[k]);
             for (size_t i = 0; i < p.n; i++)
@@ -304,7 +307,7 @@ static int cmd_groups(const struct host_ctx *c, int argc, char **argv)
     }
     free(groups);
     host_pci_free(&p);
-    host_pciids_free(&ids);
+    host_names_close(&ids);
     return 0;
 }
 

@@ -997,47 +997,79 @@ Test(host, hs_read_bounds_and_trims, .fini = fini)
     cr_assert_eq(hs_read(&c, buf, sizeof(buf), "/%s", longname), -ENAMETOOLONG);
 }
 
-Test(host, pciids_lookup)
+/* Names through libpci, from the fixture's pci.ids under the root. */
+Test(host, names_lookup_through_libpci, .fini = fini)
 {
-    struct host_pciids ids = { .text = (char *)fx_pci_ids, .len = strlen(fx_pci_ids) };
+    fx_build(&lab, 0);
+    struct host_ctx c = make_ctx(stdout, stderr, false);
+    struct host_names n;
+    cr_assert_eq(host_names_open(&c, &n), 0, "%s", n.why);
+    cr_assert(n.have_db);
     char b[128];
-    cr_assert(host_pciids_vendor(&ids, 0x10de, b, sizeof(b)));
+    cr_assert(host_names_vendor(&n, 0x10de, b, sizeof(b)));
     cr_assert_str_eq(b, "NVIDIA Corporation");
-    cr_assert(host_pciids_device(&ids, 0x10de, 0x1e04, b, sizeof(b)));
+    cr_assert(host_names_device(&n, 0x10de, 0x1e04, b, sizeof(b)));
     cr_assert_str_eq(b, "TU102 [GeForce RTX 2080 Ti]");
     /* 0010 exists under 1b36 only, not under 1af4 just above it. */
-    cr_assert(!host_pciids_device(&ids, 0x1af4, 0x0010, b, sizeof(b)));
-    cr_assert(host_pciids_device(&ids, 0x1b36, 0x0010, b, sizeof(b)));
+    cr_assert(!host_names_device(&n, 0x1af4, 0x0010, b, sizeof(b)));
+    cr_assert_str_eq(b, "");
+    cr_assert(host_names_device(&n, 0x1b36, 0x0010, b, sizeof(b)));
     cr_assert_str_eq(b, "QEMU NVM Express Controller");
-    cr_assert(!host_pciids_vendor(&ids, 0x1234, b, sizeof(b)));
-    cr_assert(host_pciids_class(&ids, 0x030000, b, sizeof(b)));
+    cr_assert(!host_names_vendor(&n, 0x1234, b, sizeof(b)), "not in the fixture, nor asked of udev's hwdb");
+    cr_assert(host_names_class(&n, 0x030000, b, sizeof(b)));
     cr_assert_str_eq(b, "VGA compatible controller");
-    cr_assert(host_pciids_class(&ids, 0x038000, b, sizeof(b)));
+    cr_assert(host_names_class(&n, 0x038000, b, sizeof(b)));
     cr_assert_str_eq(b, "Display controller");
-    cr_assert(host_pciids_class(&ids, 0x0c0330, b, sizeof(b)));
+    cr_assert(host_names_class(&n, 0x0c0330, b, sizeof(b)));
     cr_assert_str_eq(b, "USB controller");
-    cr_assert(host_pciids_class(&ids, 0x0c7700, b, sizeof(b)));
-    cr_assert_str_eq(b, "Serial bus controller", "unknown subclass: the base class name");
-    cr_assert(!host_pciids_class(&ids, 0x120000, b, sizeof(b)));
+    cr_assert(host_names_class(&n, 0x0c7700, b, sizeof(b)));
+    cr_assert_str_eq(b, "Serial bus controller", "unknown subclass: the base class name, without its number");
+    cr_assert(!host_names_class(&n, 0x120000, b, sizeof(b)));
     char tiny[5];
-    cr_assert(host_pciids_vendor(&ids, 0x10de, tiny, sizeof(tiny)));
+    cr_assert(host_names_vendor(&n, 0x10de, tiny, sizeof(tiny)));
     cr_assert_str_eq(tiny, "NVID");
+    host_names_close(&n);
+    cr_assert_null(n.pacc);
+    /* After close, and on a struct never opened: unknown, no crash. */
+    cr_assert(!host_names_vendor(&n, 0x10de, b, sizeof(b)));
+    cr_assert(!host_names_vendor(NULL, 0x10de, b, sizeof(b)));
 }
 
-Test(host, pciids_garbage_does_not_confuse_the_parser)
+/* libpci's default answer to a malformed pci.ids is exit(1); here the
+ * names are unknown and the command goes on. */
+Test(host, names_survive_a_malformed_pci_ids, .fini = fini)
 {
-    static const char junk[] = "10de\n\t1e04\nzzzz  Not hex\n\t\t\t\n10de  Real NVIDIA\n\t1e0  short id\n"
-                               "\t1e04 one-space\n\t1e04  Good\nC\nC 0\nC 03  Display\n\t0  bad\n\t00";
-    struct host_pciids ids = { .text = (char *)junk, .len = sizeof(junk) - 1 };
+    fx_build(&lab, 0);
+    fx_write("usr/share/misc/pci.ids", "10de  NVIDIA Corporation\nzzzz  Not hex\n\t1e04  after the junk\n");
+    struct host_ctx c = make_ctx(stdout, stderr, false);
+    struct host_names n;
+    cr_assert_eq(host_names_open(&c, &n), -EIO);
+    cr_assert(!n.have_db);
+    cr_assert(strstr(n.why, "line 2"), "libpci's message is kept: '%s'", n.why);
+    cr_assert(!strchr(n.why, '\n'));
     char b[64];
-    cr_assert(host_pciids_vendor(&ids, 0x10de, b, sizeof(b)));
-    cr_assert_str_eq(b, "Real NVIDIA");
-    cr_assert(host_pciids_device(&ids, 0x10de, 0x1e04, b, sizeof(b)));
-    cr_assert_str_eq(b, "Good");
-    cr_assert(host_pciids_class(&ids, 0x030000, b, sizeof(b)));
-    cr_assert_str_eq(b, "Display", "the truncated last line is no subclass");
-    struct host_pciids none = { 0 };
-    cr_assert(!host_pciids_vendor(&none, 0x10de, b, sizeof(b)));
+    cr_assert(!host_names_vendor(&n, 0x10de, b, sizeof(b)));
+    struct host_pci_dev d = { .class_ok = true, .class_code = 0x030000, .ids_ok = true, .vendor = 0x10de };
+    host_pci_class_name(&n, &d, b, sizeof(b));
+    cr_assert_str_eq(b, "VGA compatible controller", "the built-in class names");
+    host_pci_name(&n, &d, b, sizeof(b));
+    cr_assert_str_eq(b, "");
+    host_names_close(&n);
+    cr_assert_eq(HOST("groups"), 0);
+    OUT_HAS("(device names unknown: libpci: ");
+    OUT_HAS("(name unknown)");
+    cr_assert(strstr(line_with("0000:00:04.0"), "Non-Volatile memory controller"), "%s", line_with("0000:00:04.0"));
+    cr_assert_eq(HOST("groups", "--json"), 0);
+    assert_json(last.out);
+    cr_assert(strstr(last.out, "\"pci_ids\":false}"), "%s", last.out);
+    /* check names the GPU without names too. */
+    cr_assert_neq(HOST("check", "--gpu", LAB_BOCHS), 2);
+    OUT_HAS("Result:");
+    /* An empty file is a database with nothing in it. */
+    fx_write("usr/share/misc/pci.ids", "");
+    cr_assert_eq(host_names_open(&c, &n), 0, "%s", n.why);
+    cr_assert(!host_names_vendor(&n, 0x10de, b, sizeof(b)));
+    host_names_close(&n);
 }
 
 Test(host, json_str_escapes_everything)
