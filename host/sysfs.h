@@ -4,7 +4,7 @@
  * device's group and check it (vfio/container.c), to parse and compare BDFs
  * (vfio/vfio_args.c, vfio/device.c, vfio/vfio_pci.c); moving devices to
  * vfio-pci is host/bind.h, the CPU model host/topology.h. Nothing here
- * prints or exits.
+ * exits or prints a message; json_str writes only to the stream it is given.
  *
  * What it offers:
  *   struct host_ctx   the root prefix every path is read under, the streams,
