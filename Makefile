@@ -12,7 +12,8 @@ CSTD    := -std=gnu11
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -I. -D_GNU_SOURCE $(shell pkg-config --cflags slirp)
-LDLIBS  += -lpthread -luring $(shell pkg-config --libs slirp || echo -lslirp)
+LDLIBS  += -lpthread -luring $(shell pkg-config --libs slirp || echo -lslirp) \
+           $(shell pkg-config --libs libpci 2>/dev/null || echo -lpci)
 
 # Sources are found in every folder below these (devices/ has subfolders).
 SRC_DIRS := frontend vmm devices vfio host boot arch

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/host.h"
+#include "host/cli.h"
 #include "vmm/config.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"

@@ -2,7 +2,7 @@
 # Build dependencies of minivmm (Debian 12). Installs what is missing when
 # run as root, else prints the exact apt-get line to run.
 set -eu
-pkgs="build-essential clang libcriterion-dev liburing-dev libfdt-dev libseccomp-dev libslirp-dev libglib2.0-dev pkg-config acpica-tools"
+pkgs="build-essential clang libcriterion-dev liburing-dev libfdt-dev libseccomp-dev libslirp-dev libglib2.0-dev libpci-dev pkg-config acpica-tools"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -36,7 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/host_sysfs.h"
+#include "host/sysfs.h"
 
 #define VFIO_MAX_GROUPS 16
 #define VFIO_MAX_CDEVS  16

@@ -26,7 +26,7 @@
 #include <stddef.h>
 
 #include "vfio/container.h"
-#include "host/host_sysfs.h"
+#include "host/sysfs.h"
 
 #define VFIO_ARGS_MAX_DEVICES 16
 #define VFIO_ROM_PATH_MAX     1024

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "devices/pci/pcidev.h"
-#include "host/host.h"
+#include "host/bind.h"
 #include "vmm/bus.h"
 #include "vmm/dev_env.h"
 #include "vmm/gm.h"

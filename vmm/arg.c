@@ -51,3 +51,35 @@ bool arg_parse_on_off(const char *s, size_t len, bool *out)
     }
     return false;
 }
+
+int arg_parse_size(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0, mult = 1ULL << 20;
+    size_t digits = 0;
+
+    if (!s)
+        return -EINVAL;
+    while (digits < len && s[digits] >= '0' && s[digits] <= '9')
+        digits++;
+    if (digits == 0 || len - digits > 1)
+        return -EINVAL;
+    if (len - digits == 1) {
+        switch (s[digits]) {
+        case 'k': case 'K': mult = 1ULL << 10; break;
+        case 'm': case 'M': mult = 1ULL << 20; break;
+        case 'g': case 'G': mult = 1ULL << 30; break;
+        case 't': case 'T': mult = 1ULL << 40; break;
+        default: return -EINVAL;
+        }
+    }
+    for (size_t i = 0; i < digits; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+    }
+    if (v > UINT64_MAX / mult)
+        return -EINVAL;
+    *out = v * mult;
+    return 0;
+}

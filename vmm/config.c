@@ -102,35 +102,6 @@ static int parse_u64(const char *s, size_t n, uint64_t *out)
     return 0;
 }
 
-int config_parse_size(const char *s, uint64_t *out)
-{
-    size_t n, digits = 0;
-    uint64_t v, mult = MiB;
-
-    if (!s)
-        return -EINVAL;
-    n = strlen(s);
-    while (digits < n && s[digits] >= '0' && s[digits] <= '9')
-        digits++;
-    if (digits == 0 || n - digits > 1)
-        return -EINVAL;
-    if (n - digits == 1) {
-        switch (s[digits]) {
-        case 'k': case 'K': mult = 1ULL << 10; break;
-        case 'm': case 'M': mult = MiB; break;
-        case 'g': case 'G': mult = GiB; break;
-        case 't': case 'T': mult = TiB; break;
-        default: return -EINVAL;
-        }
-    }
-    if (parse_u64(s, digits, &v))
-        return -EINVAL;
-    if (v > UINT64_MAX / mult)
-        return -EINVAL;
-    *out = v * mult;
-    return 0;
-}
-
 static int parse_uint_max(const char *s, uint64_t max, uint64_t *out)
 {
     uint64_t v;
@@ -432,7 +403,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
 
         switch (o->id) {
         case OPT_MEMORY:
-            if (config_parse_size(val, &v))
+            if (arg_parse_size(val, strlen(val), &v))
                 return arg_fail(err, errlen, "--memory %s: not a size, or too large a number; use a "
                                 "number with a K, M, G or T suffix (512M, 8G)", val);
             if (v == 0)
@@ -449,7 +420,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
             mem_arg = val;
             break;
         case OPT_HUGEPAGES:
-            if (config_parse_size(val, &v) || (v != 2 * MiB && v != GiB))
+            if (arg_parse_size(val, strlen(val), &v) || (v != 2 * MiB && v != GiB))
                 return arg_fail(err, errlen, "--hugepages %s: not a hugepage size; use 2M or 1G", val);
             cfg->hugepage_size = v;
             hp_arg = val;
@@ -458,7 +429,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
             /* A power of two: OVMF aligns its aperture to the size rounded
              * down to one (PlatformInitLib's MemDetect), and a BAR of that
              * size is what must fit. */
-            if (config_parse_size(val, &v))
+            if (arg_parse_size(val, strlen(val), &v))
                 return arg_fail(err, errlen, "--pci-mmio64 %s: not a size; use a power of two "
                                 "with a G or T suffix (32G, 64G, 1T)", val);
             if (v < CONFIG_MIN_PCI_MMIO64 || v > CONFIG_MAX_PCI_MMIO64 || (v & (v - 1)))

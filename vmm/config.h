@@ -70,10 +70,6 @@ struct config {
  * On bad input returns -EINVAL with a message naming the flag, the value and
  * what to do in err. Returns 1 (not an error) when --help was asked. */
 int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned errlen);
-/* "512M", "8G", "1T", "64K" (suffix K/M/G/T, either case, powers of 1024)
- * or a plain number, which counts MiB ("1024" = 1 GiB) -> bytes. -EINVAL on
- * garbage or overflow. */
-int config_parse_size(const char *s, uint64_t *out);
 /* The VM's name: --name, else the first --disk's file name (up to its first
  * '.') and 8 hex digits of a hash of its absolute path ("win-1a2b3c4d"),
  * else "default". It keys the per-VM state kept without a path given (the

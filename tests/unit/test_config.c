@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmm/arg.h"
 #include "vmm/config.h"
 
 #define MiB (1ULL << 20)
@@ -132,28 +133,34 @@ Test(config, help)
     cr_assert(strstr(config_usage(), "--stats-json"));
 }
 
+/* vmm/arg.c's arg_parse_size, the size syntax of every flag. */
+static int size(const char *s, uint64_t *v)
+{
+    return arg_parse_size(s, strlen(s), v);
+}
+
 Test(config, sizes)
 {
     uint64_t v;
-    cr_assert_eq(config_parse_size("512M", &v), 0);
+    cr_assert_eq(size("512M", &v), 0);
     cr_assert_eq(v, 512 * MiB);
-    cr_assert_eq(config_parse_size("8G", &v), 0);
+    cr_assert_eq(size("8G", &v), 0);
     cr_assert_eq(v, 8 * GiB);
-    cr_assert_eq(config_parse_size("1T", &v), 0);
+    cr_assert_eq(size("1T", &v), 0);
     cr_assert_eq(v, 1ULL << 40);
-    cr_assert_eq(config_parse_size("1t", &v), 0);
+    cr_assert_eq(size("1t", &v), 0);
     cr_assert_eq(v, 1ULL << 40);
-    cr_assert_eq(config_parse_size("64K", &v), 0);
+    cr_assert_eq(size("64K", &v), 0);
     cr_assert_eq(v, 64 << 10);
-    cr_assert_eq(config_parse_size("1024", &v), 0);
+    cr_assert_eq(size("1024", &v), 0);
     cr_assert_eq(v, GiB, "a plain number counts MiB");
-    cr_assert_eq(config_parse_size("0", &v), 0);
+    cr_assert_eq(size("0", &v), 0);
     cr_assert_eq(v, 0);
     const char *bad[] = { "", "M", "12X", "-1G", "+1G", " 1G", "1G ", "1.5G", "1GB", "0x10M",
                           "99999999999999999999", "17179869184T", "18446744073709551615M" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        cr_assert_eq(config_parse_size(bad[i], &v), -EINVAL, "'%s' accepted", bad[i]);
-    cr_assert_eq(config_parse_size("16777215T", &v), 0, "largest T that fits in 64 bits");
+        cr_assert_eq(size(bad[i], &v), -EINVAL, "'%s' accepted", bad[i]);
+    cr_assert_eq(size("16777215T", &v), 0, "largest T that fits in 64 bits");
 }
 
 Test(config, memory_bad)

@@ -31,8 +31,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/host.h"
-#include "host/host_sysfs.h"
+#include "host/cli.h"
+#include "vmm/config.h"
 
 /* snprintf that must not truncate (fixture paths and contents). */
 #define SNPRINTF(buf, cap, ...)                                                       \
@@ -947,7 +947,7 @@ Test(host, cmdline_get_takes_the_last_and_stops_at_dashdash)
     cr_assert(!cmdline_get(cl, "intremap", NULL, 0));
 }
 
-Test(host, host_parse_pins_and_sizes)
+Test(host, host_parse_pins)
 {
     int pins[HOST_MAX_PINS], nr;
     cr_assert_eq(host_parse_pins("0=2,1=3", pins, &nr), 0);
@@ -957,17 +957,6 @@ Test(host, host_parse_pins_and_sizes)
     const char *bad[] = { "", "0", "0=", "=1", "0=1,0=2", "0=1,", "64=1", "0=1x", "a=b", "0=-1", NULL };
     for (int i = 0; bad[i]; i++)
         cr_assert_eq(host_parse_pins(bad[i], pins, &nr), -EINVAL, "accepted '%s'", bad[i]);
-    uint64_t s;
-    cr_assert_eq(host_parse_size("8G", &s), 0);
-    cr_assert_eq(s, 8ULL << 30);
-    cr_assert_eq(host_parse_size("512MiB", &s), 0);
-    cr_assert_eq(s, 512ULL << 20);
-    cr_assert_eq(host_parse_size("4096", &s), 0);
-    cr_assert_eq(s, 4096);
-    cr_assert_lt(host_parse_size("8X", &s), 0);
-    cr_assert_lt(host_parse_size("-1G", &s), 0);
-    cr_assert_lt(host_parse_size("99999999999999999999G", &s), 0);
-    cr_assert_lt(host_parse_size("17179869184G", &s), 0);
 }
 
 Test(host, hs_read_bounds_and_trims, .fini = fini)
@@ -1008,47 +997,79 @@ Test(host, hs_read_bounds_and_trims, .fini = fini)
     cr_assert_eq(hs_read(&c, buf, sizeof(buf), "/%s", longname), -ENAMETOOLONG);
 }
 
-Test(host, pciids_lookup)
+/* Names through libpci, from the fixture's pci.ids under the root. */
+Test(host, names_lookup_through_libpci, .fini = fini)
 {
-    struct host_pciids ids = { .text = (char *)fx_pci_ids, .len = strlen(fx_pci_ids) };
+    fx_build(&lab, 0);
+    struct host_ctx c = make_ctx(stdout, stderr, false);
+    struct host_names n;
+    cr_assert_eq(host_names_open(&c, &n), 0, "%s", n.why);
+    cr_assert(n.have_db);
     char b[128];
-    cr_assert(host_pciids_vendor(&ids, 0x10de, b, sizeof(b)));
+    cr_assert(host_names_vendor(&n, 0x10de, b, sizeof(b)));
     cr_assert_str_eq(b, "NVIDIA Corporation");
-    cr_assert(host_pciids_device(&ids, 0x10de, 0x1e04, b, sizeof(b)));
+    cr_assert(host_names_device(&n, 0x10de, 0x1e04, b, sizeof(b)));
     cr_assert_str_eq(b, "TU102 [GeForce RTX 2080 Ti]");
     /* 0010 exists under 1b36 only, not under 1af4 just above it. */
-    cr_assert(!host_pciids_device(&ids, 0x1af4, 0x0010, b, sizeof(b)));
-    cr_assert(host_pciids_device(&ids, 0x1b36, 0x0010, b, sizeof(b)));
+    cr_assert(!host_names_device(&n, 0x1af4, 0x0010, b, sizeof(b)));
+    cr_assert_str_eq(b, "");
+    cr_assert(host_names_device(&n, 0x1b36, 0x0010, b, sizeof(b)));
     cr_assert_str_eq(b, "QEMU NVM Express Controller");
-    cr_assert(!host_pciids_vendor(&ids, 0x1234, b, sizeof(b)));
-    cr_assert(host_pciids_class(&ids, 0x030000, b, sizeof(b)));
+    cr_assert(!host_names_vendor(&n, 0x1234, b, sizeof(b)), "not in the fixture, nor asked of udev's hwdb");
+    cr_assert(host_names_class(&n, 0x030000, b, sizeof(b)));
     cr_assert_str_eq(b, "VGA compatible controller");
-    cr_assert(host_pciids_class(&ids, 0x038000, b, sizeof(b)));
+    cr_assert(host_names_class(&n, 0x038000, b, sizeof(b)));
     cr_assert_str_eq(b, "Display controller");
-    cr_assert(host_pciids_class(&ids, 0x0c0330, b, sizeof(b)));
+    cr_assert(host_names_class(&n, 0x0c0330, b, sizeof(b)));
     cr_assert_str_eq(b, "USB controller");
-    cr_assert(host_pciids_class(&ids, 0x0c7700, b, sizeof(b)));
-    cr_assert_str_eq(b, "Serial bus controller", "unknown subclass: the base class name");
-    cr_assert(!host_pciids_class(&ids, 0x120000, b, sizeof(b)));
+    cr_assert(host_names_class(&n, 0x0c7700, b, sizeof(b)));
+    cr_assert_str_eq(b, "Serial bus controller", "unknown subclass: the base class name, without its number");
+    cr_assert(!host_names_class(&n, 0x120000, b, sizeof(b)));
     char tiny[5];
-    cr_assert(host_pciids_vendor(&ids, 0x10de, tiny, sizeof(tiny)));
+    cr_assert(host_names_vendor(&n, 0x10de, tiny, sizeof(tiny)));
     cr_assert_str_eq(tiny, "NVID");
+    host_names_close(&n);
+    cr_assert_null(n.pacc);
+    /* After close, and on a struct never opened: unknown, no crash. */
+    cr_assert(!host_names_vendor(&n, 0x10de, b, sizeof(b)));
+    cr_assert(!host_names_vendor(NULL, 0x10de, b, sizeof(b)));
 }
 
-Test(host, pciids_garbage_does_not_confuse_the_parser)
+/* libpci's default answer to a malformed pci.ids is exit(1); here the
+ * names are unknown and the command goes on. */
+Test(host, names_survive_a_malformed_pci_ids, .fini = fini)
 {
-    static const char junk[] = "10de\n\t1e04\nzzzz  Not hex\n\t\t\t\n10de  Real NVIDIA\n\t1e0  short id\n"
-                               "\t1e04 one-space\n\t1e04  Good\nC\nC 0\nC 03  Display\n\t0  bad\n\t00";
-    struct host_pciids ids = { .text = (char *)junk, .len = sizeof(junk) - 1 };
+    fx_build(&lab, 0);
+    fx_write("usr/share/misc/pci.ids", "10de  NVIDIA Corporation\nzzzz  Not hex\n\t1e04  after the junk\n");
+    struct host_ctx c = make_ctx(stdout, stderr, false);
+    struct host_names n;
+    cr_assert_eq(host_names_open(&c, &n), -EIO);
+    cr_assert(!n.have_db);
+    cr_assert(strstr(n.why, "line 2"), "libpci's message is kept: '%s'", n.why);
+    cr_assert(!strchr(n.why, '\n'));
     char b[64];
-    cr_assert(host_pciids_vendor(&ids, 0x10de, b, sizeof(b)));
-    cr_assert_str_eq(b, "Real NVIDIA");
-    cr_assert(host_pciids_device(&ids, 0x10de, 0x1e04, b, sizeof(b)));
-    cr_assert_str_eq(b, "Good");
-    cr_assert(host_pciids_class(&ids, 0x030000, b, sizeof(b)));
-    cr_assert_str_eq(b, "Display", "the truncated last line is no subclass");
-    struct host_pciids none = { 0 };
-    cr_assert(!host_pciids_vendor(&none, 0x10de, b, sizeof(b)));
+    cr_assert(!host_names_vendor(&n, 0x10de, b, sizeof(b)));
+    struct host_pci_dev d = { .class_ok = true, .class_code = 0x030000, .ids_ok = true, .vendor = 0x10de };
+    host_pci_class_name(&n, &d, b, sizeof(b));
+    cr_assert_str_eq(b, "VGA compatible controller", "the built-in class names");
+    host_pci_name(&n, &d, b, sizeof(b));
+    cr_assert_str_eq(b, "");
+    host_names_close(&n);
+    cr_assert_eq(HOST("groups"), 0);
+    OUT_HAS("(device names unknown: libpci: ");
+    OUT_HAS("(name unknown)");
+    cr_assert(strstr(line_with("0000:00:04.0"), "Non-Volatile memory controller"), "%s", line_with("0000:00:04.0"));
+    cr_assert_eq(HOST("groups", "--json"), 0);
+    assert_json(last.out);
+    cr_assert(strstr(last.out, "\"pci_ids\":false}"), "%s", last.out);
+    /* check names the GPU without names too. */
+    cr_assert_neq(HOST("check", "--gpu", LAB_BOCHS), 2);
+    OUT_HAS("Result:");
+    /* An empty file is a database with nothing in it. */
+    fx_write("usr/share/misc/pci.ids", "");
+    cr_assert_eq(host_names_open(&c, &n), 0, "%s", n.why);
+    cr_assert(!host_names_vendor(&n, 0x10de, b, sizeof(b)));
+    host_names_close(&n);
 }
 
 Test(host, json_str_escapes_everything)
@@ -1367,6 +1388,32 @@ Test(host, check_hugepages_against_the_vm, .fini = fini)
     cr_assert(strstr(line_with("hugepages "), "the pool has 0 free"));
 }
 
+/* One size syntax (vmm/arg.c): what minivmm --memory makes of a size,
+ * host check --memory makes of it too; a plain number counts MiB. */
+Test(host, check_memory_means_what_minivmm_memory_means, .fini = fini)
+{
+    fx_build(&acs_bridge, FX_GPU_ON_VFIO);
+    const char *sizes[] = { "4096", "4G", "4g", "4096M", "4194304K", NULL };
+    for (int i = 0; sizes[i]; i++) {
+        struct config cfg;
+        char err[256] = "";
+        char *argv[] = { "minivmm", "--memory", (char *)sizes[i], NULL };
+        cr_assert_eq(config_parse(3, argv, &cfg, err, sizeof(err)), 0, "%s: %s", sizes[i], err);
+        cr_assert_eq(cfg.mem_size, 4ULL << 30, "minivmm --memory %s", sizes[i]);
+        HOST("check", "--memory", sizes[i], "--hugepages", "2M");
+        char want[64];
+        SNPRINTF(want, sizeof(want), "the VM needs %llu pages of 2M", (unsigned long long)(cfg.mem_size >> 21));
+        cr_assert(strstr(line_with("hugepages "), want), "--memory %s: %s", sizes[i], line_with("hugepages "));
+    }
+    /* Without --hugepages: against MemAvailable (16000 MiB in the fixture),
+     * in MiB, not in bytes. */
+    cr_assert_eq(HOST("check", "--memory", "32768"), 0, "%s", last.out);
+    cr_assert(strstr(line_with("memory "), "the VM wants 32768 MiB but only 16000 MiB are available"), "%s",
+              line_with("memory "));
+    cr_assert_eq(HOST("check", "--memory", "4096"), 0);
+    OUT_LACKS("the VM wants");
+}
+
 Test(host, check_no_1g_pool, .fini = fini)
 {
     fx_build(&no_iommu, 0);
@@ -1406,6 +1453,17 @@ Test(host, check_usage_errors, .fini = fini)
     cr_assert_eq(HOST("check", "--hugepages", "3M"), 2);
     ERR_HAS("--hugepages '3M': use 2M or 1G");
     cr_assert_eq(HOST("check", "--memory", "lots"), 2);
+    ERR_HAS("--memory 'lots' is not a size");
+    ERR_HAS("a plain number counts MiB");
+    const char *bad[] = { "512MiB", "8GB", "-1G", "1.5G", "0x10M", "99999999999999999999", "17179869184G", NULL };
+    for (int i = 0; bad[i]; i++) {
+        cr_assert_eq(HOST("check", "--memory", bad[i]), 2, "accepted --memory %s", bad[i]);
+        ERR_HAS("is not a size");
+    }
+    cr_assert_eq(HOST("check", "--memory", "0"), 2);
+    ERR_HAS("--memory '0': the VM needs some memory");
+    cr_assert_eq(HOST("check", "--hugepages", "2048"), 2, "2048 is 2 GiB, not 2 MiB");
+    cr_assert_neq(HOST("check", "--hugepages", "2048K"), 2, "%s", last.err);
     cr_assert_eq(HOST("check", "--cpu-pin", "0:1"), 2);
     cr_assert_eq(HOST("check", "--frobnicate"), 2);
     ERR_HAS("unknown option '--frobnicate'");

@@ -1,12 +1,14 @@
 /* `minivmm host`: the sub-commands, their options and their output (text
- * for people, --json for scripts). The facts come from host_sysfs.c, the
- * verdicts from host_check.c, the changes from host_bind.c, the CPU plan
- * from host_topology.c. Only bind and unbind write anything. */
-#include "host/host.h"
+ * for people, --json for scripts). The facts come from the library
+ * (host/sysfs.c, host/topology.c), the verdicts from host/check.c, the
+ * changes from host/bind.c. Only bind and unbind write anything. */
+#include "host/cli.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "vmm/arg.h"
 
 #define EXIT_USAGE 2
 
@@ -28,7 +30,8 @@ static void usage(FILE *f)
           "  topology [--cpus N] [--gpu BDF] [--json]\n"
           "                                      cores, SMT siblings, caches, NUMA nodes, and a pinning\n"
           "                                      for N vCPUs (--cpu-pin, --emulator-pin, --io-pin)\n"
-          "BDF: 0000:01:00.0 or 01:00.0. Only bind and unbind change the host.\n"
+          "BDF: 0000:01:00.0 or 01:00.0. SIZE: 512M, 8G, 1T (K, M, G, T: powers of 1024; a plain\n"
+          "number counts MiB, as for minivmm --memory). Only bind and unbind change the host.\n"
           "MINIVMM_SYSFS_ROOT=DIR reads /sys, /proc, /dev, /run under DIR (for tests).\n",
           f);
 }
@@ -69,6 +72,47 @@ static int parse_bdf_opt(const struct host_ctx *c, const char *v, char out[HOST_
     return 0;
 }
 
+/* ---------------------------------------------------- option parsers */
+
+int host_parse_pins(const char *s, int pins[HOST_MAX_PINS], int *nr)
+{
+    int tmp[HOST_MAX_PINS];
+    int count = 0;
+    for (int i = 0; i < HOST_MAX_PINS; i++)
+        tmp[i] = -1;
+    if (!s || !*s)
+        return -EINVAL;
+    const char *p = s;
+    for (;;) {
+        char *end;
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        long vc = strtol(p, &end, 10);
+        if (*end != '=' || vc < 0 || vc >= HOST_MAX_PINS)
+            return -EINVAL;
+        p = end + 1;
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        long hc = strtol(p, &end, 10);
+        if (hc < 0 || hc >= HOST_MAX_CPUS || tmp[vc] != -1)
+            return -EINVAL;
+        tmp[vc] = (int)hc;
+        if (vc + 1 > count)
+            count = (int)vc + 1;
+        p = end;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p)
+            return -EINVAL;
+        break;
+    }
+    memcpy(pins, tmp, sizeof(tmp));
+    *nr = count;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- groups */
 
 static bool slot_has_gpu(const struct host_pci *p, const struct host_pci_dev *d, const char **gpu_bdf)
@@ -86,7 +130,7 @@ static const char *acs_name(enum host_acs a)
     return a == HOST_ACS_PRESENT ? "present" : a == HOST_ACS_ABSENT ? "absent" : "unknown";
 }
 
-static void print_dev_text(const struct host_ctx *c, const struct host_pci *p, const struct host_pciids *ids,
+static void print_dev_text(const struct host_ctx *c, const struct host_pci *p, const struct host_names *ids,
                            const struct host_pci_dev *d)
 {
     char name[160], cls[96], idbuf[16];
@@ -113,7 +157,7 @@ static void print_dev_text(const struct host_ctx *c, const struct host_pci *p, c
     fputc('\n', c->out);
 }
 
-static void json_dev(const struct host_ctx *c, const struct host_pci *p, const struct host_pciids *ids,
+static void json_dev(const struct host_ctx *c, const struct host_pci *p, const struct host_names *ids,
                      const struct host_pci_dev *d)
 {
     FILE *f = c->out;
@@ -182,15 +226,15 @@ static int cmd_groups(const struct host_ctx *c, int argc, char **argv)
         fprintf(c->err, "minivmm host groups: cannot read /sys/bus/pci/devices: %s\n", strerror(-r));
         return 1;
     }
-    struct host_pciids ids;
-    bool have_ids = host_pciids_load(c, &ids) == 0;
+    struct host_names ids;
+    bool have_ids = host_names_open(c, &ids) == 0;
 
     /* The group numbers present, ascending. */
     int *groups = calloc(p.n ? p.n : 1, sizeof(int));
     size_t ng = 0, ungrouped = 0;
     if (!groups) {
         host_pci_free(&p);
-        host_pciids_free(&ids);
+        host_names_close(&ids);
         return 1;
     }
     for (size_t i = 0; i < p.n; i++) {
@@ -243,8 +287,11 @@ static int cmd_groups(const struct host_ctx *c, int argc, char **argv)
         else
             fprintf(c->out, "%zu IOMMU group%s (* GPU, + another function of a GPU's slot):\n", ng,
                     ng == 1 ? "" : "s");
-        if (!have_ids)
-            fprintf(c->out, "(no pci.ids found: device names unknown; the pciutils or hwdata package has it)\n");
+        if (!have_ids && ids.why[0])
+            fprintf(c->out, "(device names unknown: libpci: %s; the pci.ids package has a good pci.ids)\n",
+                    ids.why);
+        else if (!have_ids)
+            fprintf(c->out, "(no pci.ids found: device names unknown; the pci.ids package has it)\n");
         for (size_t k = 0; k < ng; k++) {
             fprintf(c->out, "IOMMU group %d\n", groups[k]);
             for (size_t i = 0; i < p.n; i++)
@@ -260,7 +307,7 @@ static int cmd_groups(const struct host_ctx *c, int argc, char **argv)
     }
     free(groups);
     host_pci_free(&p);
-    host_pciids_free(&ids);
+    host_names_close(&ids);
     return 0;
 }
 
@@ -297,12 +344,23 @@ static int cmd_check(const struct host_ctx *c, int argc, char **argv)
                 return EXIT_USAGE;
             o.gpu = gpu;
         } else if ((v = opt_value(c, argc, argv, &i, "--memory", &m)) || m) {
-            if (!v || host_parse_size(v, &o.memory) || o.memory == 0) {
-                fprintf(c->err, "minivmm host check: --memory '%s' is not a size: use e.g. 8G or 512M\n", v ? v : "");
+            /* The syntax of minivmm --memory (vmm/arg.c): a plain number
+             * counts MiB here too. */
+            if (!v)
+                return EXIT_USAGE;
+            if (arg_parse_size(v, strlen(v), &o.memory)) {
+                fprintf(c->err, "minivmm host check: --memory '%s' is not a size, or too large a number: use a "
+                        "number with a K, M, G or T suffix (8G, 512M; a plain number counts MiB, as for "
+                        "minivmm --memory)\n", v);
+                return EXIT_USAGE;
+            }
+            if (o.memory == 0) {
+                fprintf(c->err, "minivmm host check: --memory '%s': the VM needs some memory; give the size "
+                        "minivmm --memory will get, e.g. 8G\n", v);
                 return EXIT_USAGE;
             }
         } else if ((v = opt_value(c, argc, argv, &i, "--hugepages", &m)) || m) {
-            if (!v || host_parse_size(v, &o.hugepage_size) ||
+            if (!v || arg_parse_size(v, strlen(v), &o.hugepage_size) ||
                 (o.hugepage_size != (2u << 20) && o.hugepage_size != (1u << 30))) {
                 fprintf(c->err, "minivmm host check: --hugepages '%s': use 2M or 1G\n", v ? v : "");
                 return EXIT_USAGE;

@@ -15,7 +15,7 @@
  * (timers, unbound work) on most systems, so its core goes last; the
  * emulator and I/O threads get a core of their own so they never preempt a
  * vCPU. */
-#include "host/host.h"
+#include "host/topology.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -317,75 +317,4 @@ void host_pin_plan_format(const struct host_pin_plan *plan, struct sbuf *sb)
         sb_printf(sb, " --emulator-pin %d", plan->emulator);
     if (plan->io >= 0)
         sb_printf(sb, " --io-pin %d", plan->io);
-}
-
-/* ---------------------------------------------------- option parsers */
-
-int host_parse_pins(const char *s, int pins[HOST_MAX_PINS], int *nr)
-{
-    int tmp[HOST_MAX_PINS];
-    int count = 0;
-    for (int i = 0; i < HOST_MAX_PINS; i++)
-        tmp[i] = -1;
-    if (!s || !*s)
-        return -EINVAL;
-    const char *p = s;
-    for (;;) {
-        char *end;
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        long vc = strtol(p, &end, 10);
-        if (*end != '=' || vc < 0 || vc >= HOST_MAX_PINS)
-            return -EINVAL;
-        p = end + 1;
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        long hc = strtol(p, &end, 10);
-        if (hc < 0 || hc >= HOST_MAX_CPUS || tmp[vc] != -1)
-            return -EINVAL;
-        tmp[vc] = (int)hc;
-        if (vc + 1 > count)
-            count = (int)vc + 1;
-        p = end;
-        if (*p == ',') {
-            p++;
-            continue;
-        }
-        if (*p)
-            return -EINVAL;
-        break;
-    }
-    memcpy(pins, tmp, sizeof(tmp));
-    *nr = count;
-    return 0;
-}
-
-int host_parse_size(const char *s, uint64_t *out)
-{
-    if (!s || *s < '0' || *s > '9')
-        return -EINVAL;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -ERANGE;
-    unsigned shift = 0;
-    switch (*end) {
-    case '\0': break;
-    case 'K': case 'k': shift = 10; end++; break;
-    case 'M': case 'm': shift = 20; end++; break;
-    case 'G': case 'g': shift = 30; end++; break;
-    case 'T': case 't': shift = 40; end++; break;
-    default: return -EINVAL;
-    }
-    if (*end == 'i' && shift)
-        end++;
-    if (*end == 'B' && shift)
-        end++;
-    if (*end)
-        return -EINVAL;
-    if (v > (UINT64_MAX >> shift))
-        return -ERANGE;
-    *out = (uint64_t)v << shift;
-    return 0;
 }

@@ -15,7 +15,7 @@
  *   group to VFIO (vfio-pci and variants, pci-stub, pcieport), and the
  *   device to pass on vfio-pci (Documentation/driver-api/vfio.rst);
  * - /dev/vfio/<group> for the group. */
-#include "host/host.h"
+#include "host/cli.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -106,7 +106,7 @@ struct check_state {
     const struct host_check_opts *o;
     struct host_report *rep;
     struct host_pci pci;
-    struct host_pciids ids;
+    struct host_names ids;
     struct host_cpuinfo cpu;
     char *cmdline;
     bool dmar, ivrs;
@@ -901,7 +901,7 @@ int host_check(const struct host_ctx *c, const struct host_check_opts *o, struct
     int r = host_pci_scan(c, &s.pci);
     if (r < 0)
         return r;
-    host_pciids_load(c, &s.ids);
+    host_names_open(c, &s.ids);
     host_cpuinfo_read(c, &s.cpu);
     s.cmdline = hs_read_alloc(c, 65536, NULL, "/proc/cmdline");
     if (!s.cmdline)
@@ -934,7 +934,7 @@ int host_check(const struct host_ctx *c, const struct host_check_opts *o, struct
         check_pins(&s, gpu);
     }
     free(s.cmdline);
-    host_pciids_free(&s.ids);
+    host_names_close(&s.ids);
     host_pci_free(&s.pci);
     return 0;
 }

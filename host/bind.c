@@ -21,7 +21,7 @@
  * The original driver is remembered in /run/minivmm/host-bind/<BDF> (under
  * the root prefix) before anything changes, so unbind restores it even after
  * a crash half-way. */
-#include "host/host.h"
+#include "host/bind.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,22 @@
-/* The host as `minivmm host` sees it: PCI devices, IOMMU groups, drivers,
- * CPUs, read from sysfs and procfs.
+/* The host as minivmm sees it: PCI functions, IOMMU groups, drivers and
+ * CPUs, read from sysfs and procfs. A library: `minivmm host` (host/cli.h)
+ * prints and judges what it reads, and vfio/ calls down into it to find a
+ * device's group and check it (vfio/container.c), to parse and compare BDFs
+ * (vfio/vfio_args.c, vfio/device.c, vfio/vfio_pci.c); moving devices to
+ * vfio-pci is host/bind.h, the CPU model host/topology.h. Nothing here
+ * exits or prints a message; json_str writes only to the stream it is given.
+ *
+ * What it offers:
+ *   struct host_ctx   the root prefix every path is read under, the streams,
+ *                     the test hook of bind/unbind's writes
+ *   hs_*              bounded reads, links, lists and writes under the root
+ *   parse_*, bdf_*    strict parsers of attribute text; BDF parsing and slots
+ *   cpulist_*         the kernel's CPU list format
+ *   host_pci_*        every PCI function (class, IDs, driver, override, group,
+ *                     node, boot VGA, upstream bridge, ACS) and questions
+ *                     about one (console? network up? driver VFIO-safe?)
+ *   host_names_*      vendor, device and class names (libpci and pci.ids)
+ *   cmdline_get, host_cpuinfo_read, json_str
  *
  * Every path is taken under a root prefix (struct host_ctx.root; the
  * environment variable MINIVMM_SYSFS_ROOT for the command), so the unit tests
@@ -8,8 +25,8 @@
  * a crash. The files and their formats: Linux Documentation/ABI/testing/
  * sysfs-bus-pci, sysfs-kernel-iommu_groups, sysfs-devices-system-cpu,
  * sysfs-kernel-mm-hugepages. */
-#ifndef MINIVMM_VFIO_HOST_SYSFS_H
-#define MINIVMM_VFIO_HOST_SYSFS_H
+#ifndef MINIVMM_HOST_SYSFS_H
+#define MINIVMM_HOST_SYSFS_H
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -164,22 +181,37 @@ bool host_pci_net_up(const struct host_ctx *c, const struct host_pci_dev *d, cha
 /* Module that provides a driver (drivers/<d>/module), else the driver name. */
 void host_driver_module(const struct host_ctx *c, const char *driver, char *buf, size_t cap);
 
-/* --- pci.ids names (usr/share/misc/pci.ids or usr/share/hwdata/pci.ids) */
-struct host_pciids {
-    char *text;                    /* NULL: no database */
-    size_t len;
+/* --- vendor, device and class names, through libpci (pciutils' pci.ids;
+ * host/names.c). The database is the first of usr/share/misc/pci.ids(.gz),
+ * usr/share/hwdata/pci.ids, usr/share/pci.ids under the root prefix, else
+ * libpci's own default; under a root prefix other than "" udev's hwdb is not
+ * asked, so a fake tree's names are its own. libpci reports errors (no
+ * access method, a malformed pci.ids, no memory) by calling a function that
+ * must not return: they end up here as "no names", never as an exit. */
+struct pci_access;
+struct host_names {
+    struct pci_access *pacc;       /* NULL: libpci could not start; no names */
+    int flags;                     /* PCI_LOOKUP_* added to every lookup */
+    bool have_db;                  /* a pci.ids was read */
+    char why[160];                 /* when !have_db: what libpci said, or "" */
 };
-int host_pciids_load(const struct host_ctx *c, struct host_pciids *ids);
-void host_pciids_free(struct host_pciids *ids);
-bool host_pciids_vendor(const struct host_pciids *ids, uint16_t v, char *buf, size_t cap);
-bool host_pciids_device(const struct host_pciids *ids, uint16_t v, uint16_t d, char *buf, size_t cap);
+/* 0 with the database read; -ENOENT when there is no pci.ids, -EIO when
+ * libpci failed (why says how). n is usable either way: names are then
+ * unknown (or udev's, on this host). */
+int host_names_open(const struct host_ctx *c, struct host_names *n);
+void host_names_close(struct host_names *n);
+/* The name into buf (control characters as '?'); false when unknown. */
+bool host_names_vendor(const struct host_names *n, uint16_t v, char *buf, size_t cap);
+bool host_names_device(const struct host_names *n, uint16_t v, uint16_t d, char *buf, size_t cap);
 /* Sub-class name ("VGA compatible controller"), else the base class name. */
-bool host_pciids_class(const struct host_pciids *ids, uint32_t class_code, char *buf, size_t cap);
+bool host_names_class(const struct host_names *n, uint32_t class_code, char *buf, size_t cap);
 /* A class name without the database (PCI Code and ID Assignment spec). */
 const char *host_class_fallback(uint32_t class_code);
-/* "NVIDIA Corporation TU102 [GeForce RTX 2080 Ti]" or "" when unknown. */
-void host_pci_name(const struct host_pciids *ids, const struct host_pci_dev *d, char *buf, size_t cap);
-void host_pci_class_name(const struct host_pciids *ids, const struct host_pci_dev *d, char *buf, size_t cap);
+/* "NVIDIA Corporation TU102 [GeForce RTX 2080 Ti]", the vendor alone, or ""
+ * when unknown. */
+void host_pci_name(const struct host_names *n, const struct host_pci_dev *d, char *buf, size_t cap);
+/* The class name, host_class_fallback's, or "unknown class". */
+void host_pci_class_name(const struct host_names *n, const struct host_pci_dev *d, char *buf, size_t cap);
 
 /* --- the kernel command line and the CPU */
 /* Value of the last "name=value" (or "" for a bare "name") on the command
@@ -194,6 +226,10 @@ struct host_cpuinfo {
     bool known;                    /* /proc/cpuinfo was read */
 };
 void host_cpuinfo_read(const struct host_ctx *c, struct host_cpuinfo *ci);
+
+/* --- text: at most cap - 1 bytes of name[0..len) into buf, NUL-terminated,
+ * control characters as '?' (what is read ends up on a terminal) */
+void host_copy_name(char *buf, size_t cap, const char *name, size_t len);
 
 /* --- JSON output: a string with quotes, escaped; invalid UTF-8 -> U+FFFD */
 void json_str(FILE *f, const char *s);

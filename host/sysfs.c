@@ -1,10 +1,10 @@
 /* Reading the host's PCI/IOMMU/CPU model from sysfs and procfs under a root
- * prefix (see host_sysfs.h). Nothing here writes except hs_write, which only
+ * prefix (see host/sysfs.h). Nothing here writes except hs_write, which only
  * bind/unbind call. Formats: Linux Documentation/ABI/testing/sysfs-bus-pci
  * (class, vendor, device, driver, driver_override, iommu_group, boot_vga,
- * numa_node, config), sysfs-kernel-iommu_groups, and the pci.ids format
- * described at the top of pci.ids itself. */
-#include "host/host_sysfs.h"
+ * numa_node, config) and sysfs-kernel-iommu_groups. The names of vendors,
+ * devices and classes are host/names.c's (libpci). */
+#include "host/sysfs.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -526,7 +526,6 @@ bool cpuset_subset(const struct cpuset *a, const struct cpuset *b)
 
 /* ------------------------------------------------------------- PCI model */
 
-static void copy_name(char *buf, size_t cap, const char *name, size_t len);
 
 bool host_driver_is_vfio(const char *driver)
 {
@@ -601,7 +600,7 @@ static void read_pci_dev(const struct host_ctx *c, const char *bdf, struct host_
     if (n >= 0) {
         d->has_override_file = true;
         if (strcmp(buf, "(null)") && host_name_ok(buf))
-            copy_name(d->override, sizeof(d->override), buf, strlen(buf));
+            host_copy_name(d->override, sizeof(d->override), buf, strlen(buf));
     }
     if (hs_link_name(c, buf, sizeof(buf), "/sys/bus/pci/devices/%s/iommu_group", bdf) == 0 &&
         parse_long(buf, 0, INT_MAX, &l) == 0)
@@ -738,7 +737,7 @@ static bool net_dir_up(const struct host_ctx *c, const char *dir, char *ifname, 
             continue;
         if (hs_read(c, st, sizeof(st), "%s/net/%s/operstate", dir, ifs[i]) > 0 && !strcmp(st, "up")) {
             up = true;
-            copy_name(ifname, cap, ifs[i], strlen(ifs[i]));
+            host_copy_name(ifname, cap, ifs[i], strlen(ifs[i]));
         }
     }
     hs_list_free(ifs, n);
@@ -780,86 +779,7 @@ void host_driver_module(const struct host_ctx *c, const char *driver, char *buf,
         snprintf(buf, cap, "%s", driver);
 }
 
-/* --------------------------------------------------------------- pci.ids */
-
-#define PCIIDS_MAX (16u << 20)
-
-int host_pciids_load(const struct host_ctx *c, struct host_pciids *ids)
-{
-    static const char *const where[] = { "/usr/share/misc/pci.ids", "/usr/share/hwdata/pci.ids",
-                                         "/usr/share/pci.ids" };
-    memset(ids, 0, sizeof(*ids));
-    for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
-        size_t len;
-        char *t = hs_read_alloc(c, PCIIDS_MAX, &len, "%s", where[i]);
-        if (t) {
-            ids->text = t;
-            ids->len = len;
-            return 0;
-        }
-    }
-    return -ENOENT;
-}
-
-void host_pciids_free(struct host_pciids *ids)
-{
-    free(ids->text);
-    memset(ids, 0, sizeof(*ids));
-}
-
-/* One line of pci.ids: [tabs] hex-id two-spaces name. Lines are
- *   vvvv  Vendor            (no tab)
- *   \tdddd  Device          (one tab, under the vendor above)
- *   \t\tssss ssss  Subsys   (two tabs: skipped)
- *   C cc  Class / \tss  Subclass / \t\tpp  Prog-if   (the class section) */
-struct ids_line {
-    const char *p;     /* start of line */
-    size_t len;        /* without the newline */
-};
-
-static bool next_line(const struct host_pciids *ids, size_t *pos, struct ids_line *l)
-{
-    if (*pos >= ids->len)
-        return false;
-    const char *s = ids->text + *pos;
-    const char *nl = memchr(s, '\n', ids->len - *pos);
-    size_t len = nl ? (size_t)(nl - s) : ids->len - *pos;
-    l->p = s;
-    l->len = len;
-    *pos += len + (nl ? 1 : 0);
-    return true;
-}
-
-/* Parses "<hex id of width digits>  <name>" at l+skip; false if it is not one. */
-static bool line_id(const struct ids_line *l, size_t skip, size_t width, unsigned *id, const char **name,
-                    size_t *name_len)
-{
-    if (l->len < skip + width + 2)
-        return false;
-    unsigned v = 0;
-    for (size_t i = 0; i < width; i++) {
-        char ch = l->p[skip + i];
-        if (!isxdigit((unsigned char)ch))
-            return false;
-        v = v * 16 + (unsigned)(isdigit((unsigned char)ch) ? ch - '0' : tolower((unsigned char)ch) - 'a' + 10);
-    }
-    if (l->p[skip + width] != ' ' || l->p[skip + width + 1] != ' ')
-        return false;   /* the format has two spaces after the ID */
-    size_t i = skip + width;
-    while (i < l->len && (l->p[i] == ' ' || l->p[i] == '\t'))
-        i++;
-    size_t end = l->len;
-    while (end > i && (l->p[end - 1] == '\r' || l->p[end - 1] == ' '))
-        end--;
-    if (end <= i)
-        return false;
-    *id = v;
-    *name = l->p + i;
-    *name_len = end - i;
-    return true;
-}
-
-static void copy_name(char *buf, size_t cap, const char *name, size_t len)
+void host_copy_name(char *buf, size_t cap, const char *name, size_t len)
 {
     if (!cap)
         return;
@@ -871,154 +791,6 @@ static void copy_name(char *buf, size_t cap, const char *name, size_t len)
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
             buf[i] = '?';
-}
-
-static bool is_vendor_line(const struct ids_line *l)
-{
-    return l->len > 0 && l->p[0] != '\t' && l->p[0] != '#';
-}
-
-bool host_pciids_vendor(const struct host_pciids *ids, uint16_t v, char *buf, size_t cap)
-{
-    if (!ids || !ids->text)
-        return false;
-    size_t pos = 0;
-    struct ids_line l;
-    unsigned id;
-    const char *name;
-    size_t nl;
-    while (next_line(ids, &pos, &l)) {
-        if (l.len > 1 && l.p[0] == 'C' && l.p[1] == ' ')
-            break;   /* the class section follows all vendors */
-        if (is_vendor_line(&l) && line_id(&l, 0, 4, &id, &name, &nl) && id == v) {
-            copy_name(buf, cap, name, nl);
-            return true;
-        }
-    }
-    return false;
-}
-
-bool host_pciids_device(const struct host_pciids *ids, uint16_t v, uint16_t d, char *buf, size_t cap)
-{
-    if (!ids || !ids->text)
-        return false;
-    size_t pos = 0;
-    struct ids_line l;
-    unsigned id;
-    const char *name;
-    size_t nl;
-    bool in_vendor = false;
-    while (next_line(ids, &pos, &l)) {
-        if (l.len > 1 && l.p[0] == 'C' && l.p[1] == ' ')
-            break;
-        if (is_vendor_line(&l)) {
-            if (in_vendor)
-                return false;     /* the next vendor: no such device */
-            in_vendor = line_id(&l, 0, 4, &id, &name, &nl) && id == v;
-            continue;
-        }
-        if (in_vendor && l.len > 1 && l.p[0] == '\t' && l.p[1] != '\t' &&
-            line_id(&l, 1, 4, &id, &name, &nl) && id == d) {
-            copy_name(buf, cap, name, nl);
-            return true;
-        }
-    }
-    return false;
-}
-
-bool host_pciids_class(const struct host_pciids *ids, uint32_t class_code, char *buf, size_t cap)
-{
-    if (!ids || !ids->text)
-        return false;
-    unsigned base = (class_code >> 16) & 0xff, sub = (class_code >> 8) & 0xff;
-    size_t pos = 0;
-    struct ids_line l;
-    unsigned id;
-    const char *name;
-    size_t nl;
-    bool in_class = false, found_base = false;
-    while (next_line(ids, &pos, &l)) {
-        if (l.len > 1 && l.p[0] == 'C' && l.p[1] == ' ') {
-            if (in_class)
-                break;
-            if (line_id(&l, 2, 2, &id, &name, &nl) && id == base) {
-                in_class = true;
-                found_base = true;
-                copy_name(buf, cap, name, nl);
-            }
-            continue;
-        }
-        if (!in_class)
-            continue;
-        if (is_vendor_line(&l))
-            break;
-        if (l.len > 1 && l.p[0] == '\t' && l.p[1] != '\t' && line_id(&l, 1, 2, &id, &name, &nl) && id == sub) {
-            copy_name(buf, cap, name, nl);
-            return true;
-        }
-    }
-    return found_base;
-}
-
-const char *host_class_fallback(uint32_t class_code)
-{
-    switch (class_code >> 8) {
-    case 0x0300: return "VGA compatible controller";
-    case 0x0302: return "3D controller";
-    case 0x0380: return "Display controller";
-    case 0x0403: return "Audio device";
-    case 0x0600: return "Host bridge";
-    case 0x0601: return "ISA bridge";
-    case 0x0604: return "PCI bridge";
-    case 0x0c03: return "USB controller";
-    case 0x0c05: return "SMBus";
-    case 0x0c80: return "Serial bus controller";
-    case 0x0108: return "Non-Volatile memory controller";
-    case 0x0106: return "SATA controller";
-    case 0x0200: return "Ethernet controller";
-    }
-    switch (class_code >> 16) {
-    case 0x00: return "Unclassified device";
-    case 0x01: return "Mass storage controller";
-    case 0x02: return "Network controller";
-    case 0x03: return "Display controller";
-    case 0x04: return "Multimedia controller";
-    case 0x05: return "Memory controller";
-    case 0x06: return "Bridge";
-    case 0x07: return "Communication controller";
-    case 0x08: return "Generic system peripheral";
-    case 0x09: return "Input device controller";
-    case 0x0c: return "Serial bus controller";
-    case 0x0d: return "Wireless controller";
-    case 0x12: return "Processing accelerators";
-    case 0xff: return "Unassigned class";
-    }
-    return "Unknown class";
-}
-
-void host_pci_name(const struct host_pciids *ids, const struct host_pci_dev *d, char *buf, size_t cap)
-{
-    char vn[128] = "", dn[128] = "";
-    if (cap)
-        buf[0] = '\0';
-    if (!d->ids_ok)
-        return;
-    bool hv = host_pciids_vendor(ids, d->vendor, vn, sizeof(vn));
-    bool hd = host_pciids_device(ids, d->vendor, d->device, dn, sizeof(dn));
-    if (hv && hd)
-        snprintf(buf, cap, "%s %s", vn, dn);
-    else if (hv)
-        snprintf(buf, cap, "%s", vn);
-}
-
-void host_pci_class_name(const struct host_pciids *ids, const struct host_pci_dev *d, char *buf, size_t cap)
-{
-    if (!d->class_ok) {
-        snprintf(buf, cap, "unknown class");
-        return;
-    }
-    if (!host_pciids_class(ids, d->class_code, buf, cap))
-        snprintf(buf, cap, "%s", host_class_fallback(d->class_code));
 }
 
 /* ------------------------------------------------------ cmdline, cpuinfo */
@@ -1049,7 +821,7 @@ bool cmdline_get(const char *cmdline, const char *name, char *val, size_t cap)
             found = true;
             if (cap) {
                 size_t vl = len == nl ? 0 : len - nl - 1;
-                copy_name(val, cap, start + nl + (len == nl ? 0 : 1), vl);
+                host_copy_name(val, cap, start + nl + (len == nl ? 0 : 1), vl);
             }
         }
     }
@@ -1087,14 +859,14 @@ void host_cpuinfo_read(const struct host_ctx *c, struct host_cpuinfo *ci)
             kl--;
         if (!seen_vendor && kl == 9 && !strncmp(line, "vendor_id", 9)) {
             seen_vendor = true;
-            copy_name(ci->vendor_id, sizeof(ci->vendor_id), v, strlen(v));
+            host_copy_name(ci->vendor_id, sizeof(ci->vendor_id), v, strlen(v));
             if (!strcmp(ci->vendor_id, "GenuineIntel"))
                 ci->vendor = CPU_VENDOR_INTEL;
             else if (!strcmp(ci->vendor_id, "AuthenticAMD") || !strcmp(ci->vendor_id, "HygonGenuine"))
                 ci->vendor = CPU_VENDOR_AMD;
         } else if (!seen_model && kl == 10 && !strncmp(line, "model name", 10)) {
             seen_model = true;
-            copy_name(ci->model, sizeof(ci->model), v, strlen(v));
+            host_copy_name(ci->model, sizeof(ci->model), v, strlen(v));
         } else if (!seen_flags && kl == 5 && !strncmp(line, "flags", 5)) {
             seen_flags = true;
             ci->vmx = has_flag(v, "vmx");
