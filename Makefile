@@ -4,7 +4,8 @@
 #   make test-asan    the same unit tests under ASan+UBSan
 #   make fuzz         libFuzzer targets (clang), short runs
 #   make lab-test     every lab scenario (nested KVM + VFIO, see tests/lab)
-#   make test         deps, build, unit, asan, fuzz (10 s each), lab: what CI runs
+#   make check-layers the include rules between the parts (ARCHITECTURE.md)
+#   make test         deps, layers, build, unit, asan, fuzz (10 s each), lab: what CI runs
 #   make demo         the flagship scenario in the lab
 CC      ?= gcc
 BUILD   ?= build
@@ -28,14 +29,14 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 # test and lab-test install them first (tests/deps.sh).
 DEPS_PROBE ?= /usr/include/liburing.h
 ifeq ($(wildcard $(DEPS_PROBE)),)
-ifneq ($(filter-out deps demo test lab-test clean,$(or $(MAKECMDGOALS),all)),)
+ifneq ($(filter-out deps demo test lab-test check-layers clean,$(or $(MAKECMDGOALS),all)),)
 $(error the build deps are missing (no /usr/include/liburing.h): run 'make deps' as root (or the apt-get line it prints), or 'make demo' / 'make test', which install them)
 endif
 endif
 
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all test test-unit test-asan fuzz lab-test lab-shell demo deps clean bench
+.PHONY: check-layers all test test-unit test-asan fuzz lab-test lab-shell demo deps clean bench
 all: $(BUILD)/minivmm
 
 $(BUILD)/obj/%.o: %.c
@@ -101,7 +102,12 @@ demo: deps
 	$(MAKE) all
 	tests/lab/lab run demo
 
+# The include rules of ARCHITECTURE.md (devices/ never includes vfio/, ...).
+check-layers:
+	tests/check-layers.sh
+
 test: deps
+	$(MAKE) check-layers
 	$(MAKE) all
 	$(MAKE) test-unit
 	$(MAKE) test-asan

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "host/cli.h"
-#include "vmm/config.h"
+#include "frontend/cli.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
 

@@ -1,6 +1,6 @@
-/* The VM's configuration: what the command line asked for, validated.
- * frontend/main.c turns flags into this (config_parse, unit-tested); nothing below
- * main reads argv. */
+/* The VM's configuration: what the command line asked for, validated --
+ * the core's input. The front end (frontend/cli.h: config_parse) turns
+ * flags into it; nothing below the front end reads argv. */
 #ifndef MINIVMM_CONFIG_H
 #define MINIVMM_CONFIG_H
 #include <stdbool.h>
@@ -66,16 +66,10 @@ struct config {
     int verbosity;              /* -v: +1, -q: -1 */
 };
 
-/* Parse argv (argv[0] is the program) into cfg with defaults filled in.
- * On bad input returns -EINVAL with a message naming the flag, the value and
- * what to do in err. Returns 1 (not an error) when --help was asked. */
-int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned errlen);
 /* The VM's name: --name, else the first --disk's file name (up to its first
  * '.') and 8 hex digits of a hash of its absolute path ("win-1a2b3c4d"),
  * else "default". It keys the per-VM state kept without a path given (the
  * UEFI variable store). 0 or -ENAMETOOLONG. */
 int config_vm_name(const struct config *cfg, char *out, size_t len);
-/* The --help text (built on first use; not thread-safe). */
-const char *config_usage(void);
 
 #endif

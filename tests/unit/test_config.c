@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "vmm/arg.h"
-#include "vmm/config.h"
+#include "frontend/cli.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)

@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "host/cli.h"
-#include "vmm/config.h"
+#include "frontend/cli.h"
 
 /* snprintf that must not truncate (fixture paths and contents). */
 #define SNPRINTF(buf, cap, ...)                                                       \

@@ -4,7 +4,7 @@
 #include <signal.h>
 #include <string.h>
 
-#include "vmm/config.h"
+#include "frontend/cli.h"
 #include "vmm/vm.h"
 
 static struct config cfg;
