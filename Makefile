@@ -10,7 +10,8 @@
 CC      ?= gcc
 BUILD   ?= build
 CSTD    := -std=gnu11
-WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -Wmissing-prototypes -Wstrict-prototypes -Wcast-qual
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -I. -D_GNU_SOURCE $(shell pkg-config --cflags slirp)
 LDLIBS  += -lpthread -luring $(shell pkg-config --libs slirp || echo -lslirp) \
@@ -69,7 +70,8 @@ test-asan: $(BUILD)/asan/unit-tests
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECONDS ?= 20
-FUZZ_CFLAGS := $(CSTD) -Wall -Wextra -Werror -Wno-unused-parameter -g -O1
+FUZZ_CFLAGS := $(CSTD) -Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes \
+               -Wstrict-prototypes -Wcast-qual -g -O1
 # The library is compiled once with coverage instrumentation (fuzzer-no-link)
 # and archived; each target links only what it uses.
 FUZZ_OBJS := $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(LIB_SRCS))

@@ -6,7 +6,8 @@
  *   N        the guest wrote N to the debug-exit port (N & 0xff)
  *   1        bad configuration or a start-up failure
  *   2        a fatal runtime error (KVM internal error, failed VM entry...)
- *   3        the guest reset (in-process restart arrives with the q35 work)
+ *   3        the guest reset and --no-reboot was given, or its in-process
+ *            restart failed
  *   128+S    stopped by signal S (SIGINT, SIGTERM, SIGHUP) */
 #include <stdio.h>
 #include <stdlib.h>

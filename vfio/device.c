@@ -207,8 +207,10 @@ void vfio_device_close(struct vfio_device *d)
     d->group = NULL;
 }
 
-static int region_rw(struct vfio_device *d, unsigned index, uint64_t off, void *buf, size_t len,
-                     bool write)
+/* The file offset of [off, off + len) of region index, if the region
+ * allows the access: 0, -EINVAL (out of range) or -EACCES. */
+static int region_at(const struct vfio_device *d, unsigned index, uint64_t off, size_t len,
+                     bool write, off_t *at)
 {
     if (index >= VFIO_PCI_NUM_REGIONS)
         return -EINVAL;
@@ -217,8 +219,12 @@ static int region_rw(struct vfio_device *d, unsigned index, uint64_t off, void *
         return -EINVAL;
     if (!(r->flags & (write ? VFIO_REGION_INFO_FLAG_WRITE : VFIO_REGION_INFO_FLAG_READ)))
         return -EACCES;
-    ssize_t n = write ? pwrite(d->fd, buf, len, (off_t)(r->offset + off))
-                      : pread(d->fd, buf, len, (off_t)(r->offset + off));
+    *at = (off_t)(r->offset + off);
+    return 0;
+}
+
+static int region_done(ssize_t n, size_t len)
+{
     if (n < 0)
         return -errno;
     return (size_t)n == len ? 0 : -EIO;
@@ -226,12 +232,16 @@ static int region_rw(struct vfio_device *d, unsigned index, uint64_t off, void *
 
 int vfio_device_region_read(struct vfio_device *d, unsigned index, uint64_t off, void *buf, size_t len)
 {
-    return region_rw(d, index, off, buf, len, false);
+    off_t at;
+    int err = region_at(d, index, off, len, false, &at);
+    return err ? err : region_done(pread(d->fd, buf, len, at), len);
 }
 
 int vfio_device_region_write(struct vfio_device *d, unsigned index, uint64_t off, const void *buf, size_t len)
 {
-    return region_rw(d, index, off, (void *)buf, len, true);
+    off_t at;
+    int err = region_at(d, index, off, len, true, &at);
+    return err ? err : region_done(pwrite(d->fd, buf, len, at), len);
 }
 
 void *vfio_device_mmap(struct vfio_device *d, unsigned index, uint64_t off, uint64_t len)

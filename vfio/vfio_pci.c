@@ -334,14 +334,17 @@ static bool overlaps(uint64_t start, uint64_t len, uint64_t off, unsigned n)
     return off < start + len && start < off + n;
 }
 
-static int trap_rw(struct vfio_trap *t, uint64_t offset, void *data, unsigned len, bool write)
+/* A trapped BAR access: a read into rdata, or (wdata set) a write. */
+static int trap_rw(struct vfio_trap *t, uint64_t offset, void *rdata, const void *wdata,
+                   unsigned len)
 {
+    bool write = wdata != NULL;
     struct vfio_pci_fn *fn = t->fn;
     uint64_t off = fn->map[t->bar].pieces[t->piece].off + offset;
     if (t->bar == VFIO_ROM_BAR) {
         /* Read-only memory slot: only writes exit here. Dropped. */
         if (!write && contains(0, fn->rom_bar_size, off, len)) {
-            memcpy(data, fn->rom + off, len);
+            memcpy(rdata, fn->rom + off, len);
             return 0;
         }
         return write ? 0 : -EINVAL;
@@ -355,8 +358,8 @@ static int trap_rw(struct vfio_trap *t, uint64_t offset, void *data, unsigned le
         if (off < c->msix.table_offset)
             r = -EINVAL;
         else
-            r = write ? pci_msix_table_write(&fn->msix, o, data, len)
-                      : pci_msix_table_read(&fn->msix, o, data, len);
+            r = write ? pci_msix_table_write(&fn->msix, o, wdata, len)
+                      : pci_msix_table_read(&fn->msix, o, rdata, len);
         goto out;
     }
     if (fn->has_msix && t->bar == c->msix.pba_bar &&
@@ -365,8 +368,8 @@ static int trap_rw(struct vfio_trap *t, uint64_t offset, void *data, unsigned le
         if (off < c->msix.pba_offset)
             r = -EINVAL;
         else
-            r = write ? pci_msix_pba_write(&fn->msix, o, data, len)
-                      : pci_msix_pba_read(&fn->msix, o, data, len);
+            r = write ? pci_msix_pba_write(&fn->msix, o, wdata, len)
+                      : pci_msix_pba_read(&fn->msix, o, rdata, len);
         goto out;
     }
     for (unsigned q = 0; q < fn->quirks.nr; q++) {
@@ -379,17 +382,17 @@ static int trap_rw(struct vfio_trap *t, uint64_t offset, void *data, unsigned le
         uint32_t v = 0;
         if (!write) {
             r = vfio_config_read(&fn->cfg, (uint32_t)(off - w->off), len, &v);
-            memcpy(data, &v, len);
+            memcpy(rdata, &v, len);
             goto out;
         }
-        memcpy(&v, data, len);
+        memcpy(&v, wdata, len);
         cfg_write_locked(fn, (uint32_t)(off - w->off), len, v);
         if (route == VFIO_QUIRK_TO_BOTH)
-            vfio_device_region_write(&fn->dev, t->bar, off, data, len);
+            vfio_device_region_write(&fn->dev, t->bar, off, wdata, len);
         goto out;
     }
-    r = write ? vfio_device_region_write(&fn->dev, t->bar, off, data, len)
-              : vfio_device_region_read(&fn->dev, t->bar, off, data, len);
+    r = write ? vfio_device_region_write(&fn->dev, t->bar, off, wdata, len)
+              : vfio_device_region_read(&fn->dev, t->bar, off, rdata, len);
     if (r < 0)
         log_guest_once(COMP, "%s: BAR%u access at 0x%llx (%u bytes) failed: %s", fn->dev.bdf,
                        t->bar, (unsigned long long)off, len, strerror(-r));
@@ -400,12 +403,12 @@ out:
 
 static int trap_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
-    return trap_rw(opaque, offset, data, len, false);
+    return trap_rw(opaque, offset, data, NULL, len);
 }
 
 static int trap_write(void *opaque, uint64_t offset, const void *data, unsigned len)
 {
-    return trap_rw(opaque, offset, (void *)data, len, true);
+    return trap_rw(opaque, offset, NULL, data, len);
 }
 
 static const struct bus_ops trap_ops = { trap_read, trap_write };

@@ -3,10 +3,11 @@
  * copy helpers; all refuse any range not wholly inside RAM.
  *
  * Layout (q35-like, the rule OVMF and QEMU's q35 use): RAM below 4 GiB runs
- * from 0 up to lowmem; the rest sits above 4 GiB. lowmem is 0xB0000000 when
- * RAM is smaller than that, else 0x80000000, leaving [lowmem, 4 GiB) for the
- * ECAM window (0xB0000000, 256 MiB), 32-bit PCI BARs, the IOAPIC, the LAPIC
- * and the firmware flash. */
+ * from 0 up to lowmem; the rest sits above 4 GiB. RAM smaller than
+ * 0xB0000000 sits wholly below 4 GiB (lowmem is its size); larger RAM puts
+ * 2 GiB below (lowmem 0x80000000) and the rest from 4 GiB. Either way
+ * [lowmem, 4 GiB) holds the ECAM window (0xB0000000, 256 MiB), 32-bit PCI
+ * BARs, the IOAPIC, the LAPIC and the firmware flash. */
 #ifndef MINIVMM_GM_H
 #define MINIVMM_GM_H
 #include <stdbool.h>

@@ -1177,11 +1177,11 @@ void vm_run(struct vm *vm)
     }
 }
 
-int vm_exit_code(const struct vm *vm)
+int vm_exit_code(struct vm *vm)
 {
-    int code = atomic_load(&((struct vm *)vm)->stop_code);
+    int code = atomic_load(&vm->stop_code);
 
-    switch (atomic_load(&((struct vm *)vm)->stop_reason)) {
+    switch (atomic_load(&vm->stop_reason)) {
     case VM_STOP_POWEROFF: return 0;
     case VM_STOP_DEBUG_EXIT: return code & 0xff;
     case VM_STOP_RESET: return 3;

@@ -126,7 +126,7 @@ int vm_start(struct vm *vm);
 void vm_run(struct vm *vm);
 /* 0 power-off, debug-exit value & 0xff, 2 fatal error, 3 reset with
  * --no-reboot (or a restart that failed), 128+signo. */
-int vm_exit_code(const struct vm *vm);
+int vm_exit_code(struct vm *vm);
 /* Undo every step done (joins the vCPU threads first), free vm. */
 void vm_destroy(struct vm *vm);
 

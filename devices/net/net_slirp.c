@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -113,9 +114,11 @@ int net_slirp_guest_frame(uint8_t *pkt, size_t n, uint8_t **frame, size_t *len)
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
     struct net_slirp *s = opaque;
-    static const struct virtio_net_hdr_v1 zero_hdr;
-    struct iovec iov[2] = { { .iov_base = (void *)&zero_hdr, .iov_len = HDR_LEN },
-                            { .iov_base = (void *)buf, .iov_len = len } };
+    static struct virtio_net_hdr_v1 zero_hdr;   /* never written */
+    /* sendmsg only reads the iovecs; struct iovec has no const member, so
+     * slirp's const buffer goes in through an integer (-Wcast-qual). */
+    struct iovec iov[2] = { { .iov_base = &zero_hdr, .iov_len = HDR_LEN },
+                            { .iov_base = (void *)(uintptr_t)buf, .iov_len = len } };
     struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
 
     if (s->peer_gone || sendmsg(s->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {

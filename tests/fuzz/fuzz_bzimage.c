@@ -61,6 +61,8 @@ static void make_template(void)
     put(0x260, 0x400000, 4);
 }
 
+/* libFuzzer's entry point (declared for -Wmissing-prototypes). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct e820_entry e820[3] = {

@@ -29,6 +29,8 @@ static int sink_write(void *opaque, uint64_t off, const void *data, unsigned len
 
 static const struct bus_ops sink_ops = { .read = sink_read, .write = sink_write };
 
+/* libFuzzer's entry point (declared for -Wmissing-prototypes). */
+int LLVMFuzzerTestOneInput(const uint8_t *in, size_t len);
 int LLVMFuzzerTestOneInput(const uint8_t *in, size_t len)
 {
     static struct bus pio, mmio;

@@ -36,6 +36,8 @@ static uint64_t le(const uint8_t *p, unsigned n)
     return v;
 }
 
+/* libFuzzer's entry point (declared for -Wmissing-prototypes). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fw_cfg *fc;

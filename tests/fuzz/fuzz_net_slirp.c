@@ -22,6 +22,8 @@ static void check(bool ok)
         abort();
 }
 
+/* libFuzzer's entry point (declared for -Wmissing-prototypes). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > NET_SLIRP_MAX_MSG + 16)

@@ -68,6 +68,8 @@ static bool f_pending(void *o, enum pci_irq_kind k, unsigned v)
 }
 static const struct pci_irq_ops ops = { f_enable, f_disable, f_route, f_unroute, f_pending };
 
+/* libFuzzer's entry point (declared for -Wmissing-prototypes). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool quiet;

@@ -44,6 +44,8 @@ static void fuzz_request_stop(void *opaque, enum vm_stop_reason r, int code)
 
 static int devnull = -1;
 
+/* libFuzzer's entry point (declared for -Wmissing-prototypes). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct bus pio, mmio;

@@ -89,6 +89,8 @@ static const struct pci_irq_ops irq_ops = { irq_enable, irq_disable, irq_route, 
 
 static uint32_t pending_cb(void *o) { return 0xA5A5A5A5u; }
 
+/* libFuzzer's entry point (declared for -Wmissing-prototypes). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool quiet;

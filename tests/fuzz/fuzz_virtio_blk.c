@@ -85,6 +85,8 @@ static void check_request(const struct virtq_chain *c, const struct virtio_blk_l
     }
 }
 
+/* libFuzzer's entry point (declared for -Wmissing-prototypes). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 5)

@@ -51,6 +51,8 @@ static void check_accepted(const struct virtq_chain *c, uint64_t f)
     }
 }
 
+/* libFuzzer's entry point (declared for -Wmissing-prototypes). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const unsigned bits[5] = { VIRTIO_NET_F_CSUM, VIRTIO_NET_F_HOST_TSO4,

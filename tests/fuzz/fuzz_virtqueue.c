@@ -61,6 +61,8 @@ static void check_chain(const struct virtq *vq, const struct virtq_chain *c)
     check(k == (int)c->nr_readable);
 }
 
+/* libFuzzer's entry point (declared for -Wmissing-prototypes). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 4)

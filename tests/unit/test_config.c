@@ -19,7 +19,7 @@ static struct config cfg;
 static char err[512];
 
 /* parse("--memory", "512M", NULL) */
-static int parse(const char *first, ...)
+static int parse(char *first, ...)
 {
     char *argv[64];
     int argc = 0;
@@ -27,9 +27,9 @@ static int parse(const char *first, ...)
 
     argv[argc++] = "minivmm";
     va_start(ap, first);
-    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+    for (char *a = first; a; a = va_arg(ap, char *)) {
         cr_assert_lt(argc, 63);
-        argv[argc++] = (char *)a;
+        argv[argc++] = a;
     }
     va_end(ap);
     argv[argc] = NULL;

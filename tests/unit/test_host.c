@@ -720,8 +720,8 @@ static int run_host(int with_kernel, ...)
     int argc = 1;
     va_list ap;
     va_start(ap, with_kernel);
-    for (const char *a; (a = va_arg(ap, const char *)) && argc < 31;)
-        argv[argc++] = (char *)a;
+    for (char *a; (a = va_arg(ap, char *)) && argc < 31;)
+        argv[argc++] = a;
     va_end(ap);
     size_t ol, el;
     free(last.out);
@@ -1393,11 +1393,11 @@ Test(host, check_hugepages_against_the_vm, .fini = fini)
 Test(host, check_memory_means_what_minivmm_memory_means, .fini = fini)
 {
     fx_build(&acs_bridge, FX_GPU_ON_VFIO);
-    const char *sizes[] = { "4096", "4G", "4g", "4096M", "4194304K", NULL };
+    char *sizes[] = { "4096", "4G", "4g", "4096M", "4194304K", NULL };
     for (int i = 0; sizes[i]; i++) {
         struct config cfg;
         char err[256] = "";
-        char *argv[] = { "minivmm", "--memory", (char *)sizes[i], NULL };
+        char *argv[] = { "minivmm", "--memory", sizes[i], NULL };
         cr_assert_eq(config_parse(3, argv, &cfg, err, sizeof(err)), 0, "%s: %s", sizes[i], err);
         cr_assert_eq(cfg.mem_size, 4ULL << 30, "minivmm --memory %s", sizes[i]);
         HOST("check", "--memory", sizes[i], "--hugepages", "2M");
