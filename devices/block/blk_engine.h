@@ -23,7 +23,9 @@
  *   start(q)     blk_engine_start reached the thread: take the queue (look
  *                at what is already queued, arm the kick)
  *   kick(q)      the kick eventfd fired (its counter was consumed); not
- *                called while stopped. The kick is not re-armed by the
+ *                called while stopped: a kick that fires then is consumed
+ *                and dropped, so start(q) must look at the queue whatever
+ *                the eventfd says. The kick is not re-armed by the
  *                engine: the front end arms it when it has drained the
  *                queue (so a starved or broken queue stays quiet)
  *   complete(q, tag, result)
