@@ -362,10 +362,10 @@ static void io_done(struct blk_thread *t, struct blk_queue *q, unsigned slot, un
     if (sub) {
         /* DISCARD / WRITE_ZEROES range sub - 1 */
         unsigned i = sub - 1;
-        bool discard = s->r.op == BLK_OP_DISCARD;
-        enum blk_zero_method m = (enum blk_zero_method)s->method[i];
         if (i >= s->r.nr_ranges)
             goto check;
+        bool discard = s->r.op == BLK_OP_DISCARD;
+        enum blk_zero_method m = (enum blk_zero_method)s->method[i];
         const struct blk_range *r = &s->r.ranges[i];
         if (m != BLK_ZERO_WRITE && (res == -EOPNOTSUPP || res == -EINVAL)) {
             /* This filesystem (or device) has not got it: the next method. */

@@ -4,8 +4,8 @@
  * completions become status bytes and used elements. See
  * devices/virtio/virtio_blk.h for the register map and the request rules.
  *
- * On the engine's threads (every function between here and "device ops"
- * but virtio_blk_parse runs on the thread that owns the queue):
+ * On the engine's threads (the "requests on the block engine" functions
+ * run on the engine thread that owns the queue):
  *   - start(q): the transport's queue q (after DRIVER_OK), anything queued
  *     before it is taken, the kick (the queue's ioeventfd) armed;
  *   - kick(q): every available chain is popped (notifications disabled
@@ -79,7 +79,6 @@ struct virtio_blk {
     struct virtio_blk_limits limits;
     struct virtio_blk_config config;
     uint8_t serial[VIRTIO_BLK_SERIAL_LEN];  /* GET_ID answer, NUL-padded */
-    unsigned nr_queues;
     struct vblk_queue queues[VIRTIO_BLK_MAX_QUEUES];
     struct blk_engine *engine;
 };
@@ -513,7 +512,6 @@ int virtio_blk_create(const struct virtio_pci_vm *vm, const struct virtio_blk_ar
     b->vp_init = true;
 
     /* 4. the queues' request slots, and the I/O threads */
-    b->nr_queues = arg->queues;
     for (unsigned i = 0; i < arg->queues; i++) {
         struct vblk_queue *q = &b->queues[i];
         q->slots = calloc(VIRTIO_BLK_QUEUE_SIZE, sizeof(*q->slots));
