@@ -1,4 +1,4 @@
-/* One submission-queue policy for every io_uring backend (blk_io_uring.c,
+/* One submission-queue policy for every io_uring backend (blk_engine.c,
  * virtio_net.c): when the submission queue is full, hand it to the kernel and
  * retry once; NULL only if the kernel could not take any. */
 #ifndef MINIVMM_URING_SQE_H

@@ -36,7 +36,7 @@
 
 #define COMP "virtio-net"
 
-#define HDR_LEN       12u                    /* struct virtio_net_hdr_v1 */
+#define HDR_LEN       NET_BACKEND_HDR_LEN    /* struct virtio_net_hdr_v1 */
 #define ETH_HDR_LEN   14u
 #define RX_BUF_LEN    NET_SLIRP_MAX_MSG      /* the NIC's largest frame, with its header */
 #define RX_BATCH      64                     /* frames per round, then the sockets' turn */
@@ -400,10 +400,10 @@ void net_slirp_destroy(struct net_slirp *s)
     free(s);
 }
 
-static int add_hostfwds(struct net_slirp *s, const struct virtio_net_arg *a)
+static int add_hostfwds(struct net_slirp *s, const struct net_backend_config *c)
 {
-    for (unsigned i = 0; i < a->nr_hostfwd; i++) {
-        const struct virtio_net_hostfwd *f = &a->hostfwd[i];
+    for (unsigned i = 0; i < c->nr_hostfwd && i < NET_HOSTFWD_MAX; i++) {
+        const struct net_hostfwd *f = &c->hostfwd[i];
         struct in_addr host = { .s_addr = htonl(f->host_addr) };
         struct in_addr guest = { .s_addr = htonl(f->guest_addr) };
         errno = 0;
@@ -413,7 +413,7 @@ static int add_hostfwds(struct net_slirp *s, const struct virtio_net_arg *a)
         pthread_mutex_unlock(&slirp_global_lock);
         if (r < 0) {
             char text[64];
-            virtio_net_hostfwd_format(f, text, sizeof(text));
+            net_hostfwd_format(f, text, sizeof(text));
             if (!e)
                 e = EADDRINUSE;
             log_err(COMP, "%s: --net user: hostfwd=%s: cannot listen on %s port %u: %s; pick a "
@@ -425,9 +425,9 @@ static int add_hostfwds(struct net_slirp *s, const struct virtio_net_arg *a)
     return 0;
 }
 
-int net_slirp_open(const struct virtio_net_arg *a, const char *name, struct net_slirp **out,
-                   int *nic_fd)
+int net_slirp_open(const struct net_backend_config *c, struct net_slirp **out, int *nic_fd)
 {
+    const char *name = c->name;
     struct net_slirp *s = calloc(1, sizeof(*s));
     int sv[2] = { -1, -1 };
     int err = -ENOMEM;
@@ -477,12 +477,12 @@ int net_slirp_open(const struct virtio_net_arg *a, const char *name, struct net_
         .version = 4,
         .restricted = 0,
         .in_enabled = true,
-        .vnetwork = { htonl(VIRTIO_NET_USER_NET) },
-        .vnetmask = { htonl(VIRTIO_NET_USER_MASK) },
-        .vhost = { htonl(VIRTIO_NET_USER_GATEWAY) },
+        .vnetwork = { htonl(NET_USER_NET) },
+        .vnetmask = { htonl(NET_USER_MASK) },
+        .vhost = { htonl(NET_USER_GATEWAY) },
         .in6_enabled = false,
-        .vdhcp_start = { htonl(VIRTIO_NET_USER_GUEST) },
-        .vnameserver = { htonl(VIRTIO_NET_USER_DNS) },
+        .vdhcp_start = { htonl(NET_USER_GUEST) },
+        .vnameserver = { htonl(NET_USER_DNS) },
         .if_mtu = 0,   /* 1500 */
         .if_mru = 0,
         .disable_host_loopback = false,
@@ -500,7 +500,7 @@ int net_slirp_open(const struct virtio_net_arg *a, const char *name, struct net_
     }
 
     /* 4. host port forwards */
-    err = add_hostfwds(s, a);
+    err = add_hostfwds(s, c);
     if (err)
         goto fail;
 

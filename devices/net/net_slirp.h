@@ -1,8 +1,9 @@
-/* User-mode networking for virtio-net through libslirp (`--net user`): no
+/* User-mode networking for the NICs through libslirp (`--net user`), used
+ * through devices/net/net_backend.h: no
  * tap, no privileges; the guest's packets go to a user-space TCP/IP stack
  * that talks to the world through ordinary host sockets.
  *
- * The guest sees QEMU's user network (devices/virtio/virtio_net_args.h):
+ * The guest sees QEMU's user network (NET_USER_* in net_backend.h):
  *   10.0.2.0/24   the guest's network
  *   10.0.2.2      gateway; the host's own loopback is reachable through it
  *   10.0.2.3      DNS (forwarded to the host's resolv.conf servers)
@@ -31,16 +32,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "devices/virtio/virtio_net_args.h"
+#include "devices/net/net_backend.h"
 
 struct net_slirp;
 
-/* Start user-mode networking for a (backend VIRTIO_NET_USER): the slirp
- * instance, its hostfwd listeners and thread. *nic_fd is the NIC's end of
- * the socketpair (the caller owns it). name is for messages
- * ("virtio-net0"). Errors are logged naming the forward and what to do. */
-int net_slirp_open(const struct virtio_net_arg *a, const char *name, struct net_slirp **out,
-                   int *nic_fd);
+/* Start user-mode networking for c (kind NET_BACKEND_USER; c->name for
+ * messages and the thread, "virtio-net0"): the slirp instance, its hostfwd
+ * listeners and thread. *nic_fd is the NIC's end of the socketpair (the
+ * caller owns it). Errors are logged naming the forward and what to do. */
+int net_slirp_open(const struct net_backend_config *c, struct net_slirp **out, int *nic_fd);
 /* Stop the thread (joined), slirp_cleanup, close our end. NULL is fine. */
 void net_slirp_destroy(struct net_slirp *s);
 /* Frames dropped: toward the guest (its socket full) / from the guest

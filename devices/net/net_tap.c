@@ -11,13 +11,12 @@
 #include <unistd.h>
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
-#include <linux/virtio_net.h>
 
 #include "vmm/log.h"
 
 #define COMP "virtio-net"
 
-static int tap_create(const char *name, char ifname[VIRTIO_NET_IFNAME_MAX], int *out)
+static int tap_create(const char *name, char ifname[NET_IFNAME_MAX], int *out)
 {
     struct ifreq ifr;
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC), err;
@@ -56,7 +55,7 @@ static int tap_create(const char *name, char ifname[VIRTIO_NET_IFNAME_MAX], int 
     /* No offloads until the guest accepts some. */
     if (ioctl(fd, TUNSETOFFLOAD, 0) < 0)
         log_warn(COMP, "tap %s: TUNSETOFFLOAD: %s", ifr.ifr_name, strerror(errno));
-    snprintf(ifname, VIRTIO_NET_IFNAME_MAX, "%s", ifr.ifr_name);
+    snprintf(ifname, NET_IFNAME_MAX, "%s", ifr.ifr_name);
     *out = fd;
     return 0;
 }
@@ -94,12 +93,12 @@ out:
     return err;
 }
 
-int net_tap_open(const struct virtio_net_arg *a, char ifname[VIRTIO_NET_IFNAME_MAX], int *fd)
+int net_tap_open(const struct net_backend_config *c, char ifname[NET_IFNAME_MAX], int *fd)
 {
-    int err = tap_create(a->backend == VIRTIO_NET_TAP ? a->ifname : "mvtap%d", ifname, fd);
-    if (err || a->backend == VIRTIO_NET_TAP)
+    int err = tap_create(c->kind == NET_BACKEND_TAP ? c->ifname : "mvtap%d", ifname, fd);
+    if (err || c->kind == NET_BACKEND_TAP)
         return err;
-    err = tap_join_bridge(ifname, a->ifname);
+    err = tap_join_bridge(ifname, c->ifname);
     if (err) {
         close(*fd);
         *fd = -1;
@@ -107,14 +106,15 @@ int net_tap_open(const struct virtio_net_arg *a, char ifname[VIRTIO_NET_IFNAME_M
     return err;
 }
 
-int net_tap_set_offload(int fd, uint64_t f)
+int net_tap_set_offload(int fd, unsigned offloads)
 {
     unsigned off = 0;
-    if (f & (1ULL << VIRTIO_NET_F_GUEST_CSUM)) {
+    /* TSO without checksum offload means nothing to the tap (tun.c). */
+    if (offloads & NET_OFFLOAD_CSUM) {
         off |= TUN_F_CSUM;
-        if (f & (1ULL << VIRTIO_NET_F_GUEST_TSO4))
+        if (offloads & NET_OFFLOAD_TSO4)
             off |= TUN_F_TSO4;
-        if (f & (1ULL << VIRTIO_NET_F_GUEST_TSO6))
+        if (offloads & NET_OFFLOAD_TSO6)
             off |= TUN_F_TSO6;
     }
     if (ioctl(fd, TUNSETOFFLOAD, off) < 0)

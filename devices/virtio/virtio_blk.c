@@ -1,6 +1,29 @@
 /* virtio-blk device model: configuration, features, request checking, and
- * the glue between the virtio-pci transport and the io_uring backend. See
- * devices/virtio/virtio_blk.h for the register map and the request rules. */
+ * the virtio side of its I/O: chains popped from the virtqueues become
+ * requests to the block engine (devices/block/blk_engine.h), whose
+ * completions become status bytes and used elements. See
+ * devices/virtio/virtio_blk.h for the register map and the request rules.
+ *
+ * On the engine's threads (the "requests on the block engine" functions
+ * run on the engine thread that owns the queue):
+ *   - start(q): the transport's queue q (after DRIVER_OK), anything queued
+ *     before it is taken, the kick (the queue's ioeventfd) armed;
+ *   - kick(q): every available chain is popped (notifications disabled
+ *     meanwhile, §2.7.10), checked (virtio_blk_parse) and submitted: IN/OUT
+ *     at sector * 512 with the chain's data as iovecs of guest memory,
+ *     FLUSH, DISCARD and WRITE_ZEROES with their ranges in bytes; GET_ID
+ *     and refused requests complete at once; the kick is armed again after
+ *     notifications were re-enabled and the queue seen empty;
+ *   - complete(q, slot, result): the status byte, the used element, the
+ *     slot back (and the queue taken up again if it had run out of slots);
+ *   - round_end(q): the used index published once per batch, the driver
+ *     interrupted if it asked (virtio_pci_queue_interrupt: an eventfd write
+ *     that KVM's irqfd turns into the MSI);
+ *   - stop(q): published, the queue let go of (reset: nothing in flight).
+ * A FLUSH is submitted when the driver sends it, which is after the writes
+ * it covers have completed (the driver waits for them, §5.2.6.4): nothing
+ * acknowledged before the guest's flush returned is lost when minivmm is
+ * killed or the host loses power. */
 #include "devices/virtio/virtio_blk.h"
 
 #include <errno.h>
@@ -11,7 +34,8 @@
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
 
-#include "devices/block/blk_io_uring.h"
+#include "devices/block/blk_engine.h"
+#include "devices/block/image.h"
 #include "vmm/log.h"
 
 #define COMP "virtio-blk"
@@ -22,6 +46,31 @@
 _Static_assert(sizeof(struct virtio_blk_outhdr) == HDR_SIZE, "virtio-blk header is 16 bytes");
 _Static_assert(sizeof(struct virtio_blk_discard_write_zeroes) == RANGE_SIZE, "range is 16 bytes");
 
+_Static_assert(VIRTIO_BLK_SECTOR == BLK_SECTOR, "one sector size");
+_Static_assert(VIRTIO_BLK_MAX_QUEUES <= BLK_ENGINE_MAX_QUEUES, "queues fit the engine");
+_Static_assert(VIRTIO_BLK_MAX_RANGES <= BLK_ENGINE_MAX_RANGES, "ranges fit the engine");
+
+/* One request between the chain and its completion. */
+struct vblk_slot {
+    struct virtio_blk_req req;
+    struct iovec *iov;          /* queue_size entries */
+    struct blk_range ranges[VIRTIO_BLK_MAX_RANGES];
+    uint16_t head;
+    uint32_t used_len;
+    int next_free;
+};
+
+/* One request queue; touched only by the engine thread that owns it. */
+struct vblk_queue {
+    struct virtq *vq;           /* while running */
+    struct vblk_slot *slots;    /* VIRTIO_BLK_QUEUE_SIZE */
+    int free_head;
+    struct virtq_chain chain;   /* scratch: the chain being parsed */
+    bool publish;               /* used elements since the last publish */
+    bool starved;               /* stopped taking chains: no free slot */
+    bool dead;                  /* the driver broke it: wait for a reset */
+};
+
 struct virtio_blk {
     struct virtio_pci vp;
     char name[32];
@@ -29,6 +78,8 @@ struct virtio_blk {
     bool img_open, vp_init;
     struct virtio_blk_limits limits;
     struct virtio_blk_config config;
+    uint8_t serial[VIRTIO_BLK_SERIAL_LEN];  /* GET_ID answer, NUL-padded */
+    struct vblk_queue queues[VIRTIO_BLK_MAX_QUEUES];
     struct blk_engine *engine;
 };
 
@@ -136,6 +187,207 @@ int virtio_blk_parse(const struct virtq_chain *c, const struct virtio_blk_limits
     }
 }
 
+/* ---- requests on the block engine (on the queue's engine thread) ---- */
+
+static struct vblk_slot *slot_alloc(struct vblk_queue *q)
+{
+    if (q->free_head < 0)
+        return NULL;
+    struct vblk_slot *s = &q->slots[q->free_head];
+    q->free_head = s->next_free;
+    return s;
+}
+
+static void slot_free(struct vblk_queue *q, struct vblk_slot *s)
+{
+    s->next_free = q->free_head;
+    q->free_head = (int)(s - q->slots);
+}
+
+static void process_queue(struct virtio_blk *b, unsigned qi);
+
+/* The request is done: status byte, used element, slot back. */
+static void slot_complete(struct virtio_blk *b, unsigned qi, struct vblk_slot *s, uint8_t status)
+{
+    struct vblk_queue *q = &b->queues[qi];
+
+    *s->req.status = status;
+    virtq_push_used(q->vq, s->head, status == VIRTIO_BLK_S_OK ? s->used_len : 1);
+    q->publish = true;
+    slot_free(q, s);
+    if (q->starved && blk_engine_running(b->engine, qi)) {
+        q->starved = false;
+        process_queue(b, qi);
+    }
+}
+
+/* Start a checked request. */
+static void start_request(struct virtio_blk *b, unsigned qi, struct vblk_slot *s)
+{
+    struct vblk_queue *q = &b->queues[qi];
+    struct blk_request r = { .tag = (uint64_t)(s - q->slots) };
+    int n;
+
+    s->used_len = 1;
+    switch (s->req.type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT:
+        if (s->req.data_len == 0) {
+            slot_complete(b, qi, s, VIRTIO_BLK_S_OK);
+            return;
+        }
+        n = virtq_chain_iov(&q->chain, s->req.type == VIRTIO_BLK_T_IN, s->req.data_off,
+                            s->req.data_len, s->iov, VIRTIO_BLK_QUEUE_SIZE);
+        if (n <= 0) {
+            slot_complete(b, qi, s, VIRTIO_BLK_S_IOERR);
+            return;
+        }
+        if (s->req.type == VIRTIO_BLK_T_IN)
+            s->used_len = s->req.data_len + 1;
+        r.op = s->req.type == VIRTIO_BLK_T_IN ? BLK_OP_READ : BLK_OP_WRITE;
+        r.offset = s->req.sector * VIRTIO_BLK_SECTOR;
+        r.len = s->req.data_len;
+        r.iov = s->iov;
+        r.niov = (unsigned)n;
+        break;
+    case VIRTIO_BLK_T_FLUSH:
+        r.op = BLK_OP_FLUSH;
+        break;
+    case VIRTIO_BLK_T_GET_ID: {
+        uint32_t len = s->req.data_len < VIRTIO_BLK_ID_BYTES ? s->req.data_len : VIRTIO_BLK_ID_BYTES;
+        uint8_t st = VIRTIO_BLK_S_OK;
+        if (len && virtq_chain_write(&q->chain, 0, b->serial, len))
+            st = VIRTIO_BLK_S_IOERR;
+        s->used_len = len + 1;
+        slot_complete(b, qi, s, st);
+        return;
+    }
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+        for (unsigned i = 0; i < s->req.nr_ranges; i++)
+            s->ranges[i] = (struct blk_range){
+                .offset = s->req.ranges[i].sector * VIRTIO_BLK_SECTOR,
+                .len = (uint64_t)s->req.ranges[i].nr_sectors * VIRTIO_BLK_SECTOR };
+        r.op = s->req.type == VIRTIO_BLK_T_DISCARD ? BLK_OP_DISCARD : BLK_OP_WRITE_ZEROES;
+        r.ranges = s->ranges;
+        r.nr_ranges = s->req.nr_ranges;
+        /* WRITE_ZEROES has one range (max_write_zeroes_seg = 1): its unmap
+         * flag is the request's. */
+        r.unmap = s->req.type == VIRTIO_BLK_T_WRITE_ZEROES && s->req.nr_ranges &&
+                  (s->req.ranges[0].flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+        break;
+    default:
+        slot_complete(b, qi, s, VIRTIO_BLK_S_UNSUPP);
+        return;
+    }
+    int err = blk_engine_submit(b->engine, qi, &r);
+    if (err) {
+        /* Checked already; the engine has a slot for every chain. */
+        log_guest_once(COMP, "%s: request type %u not taken: %s", b->name, s->req.type,
+                       strerror(-err));
+        slot_complete(b, qi, s, VIRTIO_BLK_S_IOERR);
+    }
+}
+
+/* Take every available chain of queue qi (§2.7.13.4 device side). */
+static void process_queue(struct virtio_blk *b, unsigned qi)
+{
+    struct vblk_queue *q = &b->queues[qi];
+
+    if (!blk_engine_running(b->engine, qi) || !q->vq || q->dead)
+        return;
+    for (;;) {
+        virtq_notify_disable(q->vq);
+        for (;;) {
+            if (q->free_head < 0) {
+                q->starved = true;   /* completions free slots and call back */
+                return;
+            }
+            int r = virtq_pop_chain(q->vq, &q->chain);
+            if (r == 0)
+                break;
+            if (r < 0) {
+                q->dead = true;
+                virtio_pci_set_needs_reset(&b->vp);
+                return;
+            }
+            struct vblk_slot *s = slot_alloc(q);
+            s->head = q->chain.head;
+            int st = virtio_blk_parse(&q->chain, &b->limits, &s->req);
+            if (st < 0) {
+                /* No status byte: the request cannot even fail. */
+                slot_free(q, s);
+                q->dead = true;
+                virtio_pci_set_needs_reset(&b->vp);
+                return;
+            }
+            if (st != VIRTIO_BLK_S_OK) {
+                slot_complete(b, qi, s, (uint8_t)st);
+                continue;
+            }
+            start_request(b, qi, s);
+        }
+        if (!virtq_notify_enable(q->vq))
+            break;
+    }
+    blk_engine_arm_kick(b->engine, qi, virtio_pci_kick_fd(&b->vp, qi));
+}
+
+static void io_start(void *opaque, unsigned qi)
+{
+    struct virtio_blk *b = opaque;
+    struct vblk_queue *q = &b->queues[qi];
+
+    q->vq = virtio_pci_queue(&b->vp, qi);
+    q->starved = q->dead = false;
+    if (q->vq) {
+        blk_engine_arm_kick(b->engine, qi, virtio_pci_kick_fd(&b->vp, qi));
+        process_queue(b, qi);   /* whatever was queued before DRIVER_OK */
+    }
+}
+
+static void io_kick(void *opaque, unsigned qi)
+{
+    process_queue(opaque, qi);   /* re-arms the kick */
+}
+
+static void io_complete(void *opaque, unsigned qi, uint64_t tag, int64_t result)
+{
+    struct virtio_blk *b = opaque;
+    struct vblk_queue *q = &b->queues[qi];
+
+    if (tag >= VIRTIO_BLK_QUEUE_SIZE)
+        return;
+    slot_complete(b, qi, &q->slots[tag], result < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+}
+
+static void io_round_end(void *opaque, unsigned qi)
+{
+    struct virtio_blk *b = opaque;
+    struct vblk_queue *q = &b->queues[qi];
+
+    if (!q->publish || !q->vq)
+        return;
+    q->publish = false;
+    if (virtq_publish_used(q->vq))
+        virtio_pci_queue_interrupt(&b->vp, qi);
+}
+
+static void io_stop(void *opaque, unsigned qi)
+{
+    struct virtio_blk *b = opaque;
+    struct vblk_queue *q = &b->queues[qi];
+
+    io_round_end(opaque, qi);
+    q->vq = NULL;
+    q->starved = q->dead = q->publish = false;
+}
+
+static const struct blk_engine_ops vblk_engine_ops = {
+    .start = io_start, .kick = io_kick, .complete = io_complete, .round_end = io_round_end,
+    .stop = io_stop,
+};
+
 /* ---- device ops ---- */
 
 static void blk_cfg_read(void *opaque, uint32_t off, void *data, unsigned len)
@@ -181,6 +433,14 @@ void virtio_blk_destroy(struct virtio_blk *b)
     blk_engine_destroy(b->engine);
     if (b->img_open)
         blk_image_close(&b->img);
+    for (unsigned i = 0; i < VIRTIO_BLK_MAX_QUEUES; i++) {
+        struct vblk_queue *q = &b->queues[i];
+        if (q->slots)
+            for (unsigned s = 0; s < VIRTIO_BLK_QUEUE_SIZE; s++)
+                free(q->slots[s].iov);
+        free(q->slots);
+        free(q->chain.seg);
+    }
     free(b);
 }
 
@@ -202,7 +462,8 @@ int virtio_blk_create(const struct virtio_pci_vm *vm, const struct virtio_blk_ar
     }
 
     /* 1. the image */
-    err = blk_image_open(&b->img, arg->path, arg->readonly, arg->cache);
+    err = blk_image_open(&b->img, COMP, arg->path, arg->readonly,
+                         arg->cache == VIRTIO_BLK_CACHE_NONE);
     if (err)
         goto fail;
     b->img_open = true;
@@ -250,19 +511,38 @@ int virtio_blk_create(const struct virtio_pci_vm *vm, const struct virtio_blk_ar
         goto fail;
     b->vp_init = true;
 
-    /* 4. the I/O threads */
-    struct blk_engine_config ec = {
-        .name = b->name, .img = &b->img, .vp = &b->vp, .limits = &b->limits,
-        .nr_queues = arg->queues, .nr_threads = arg->iothreads,
-        .queue_size = VIRTIO_BLK_QUEUE_SIZE, .cpu = io_cpu,
-    };
+    /* 4. the queues' request slots, and the I/O threads */
+    for (unsigned i = 0; i < arg->queues; i++) {
+        struct vblk_queue *q = &b->queues[i];
+        q->slots = calloc(VIRTIO_BLK_QUEUE_SIZE, sizeof(*q->slots));
+        q->chain.seg = calloc(VIRTIO_BLK_QUEUE_SIZE, sizeof(*q->chain.seg));
+        err = -ENOMEM;
+        if (!q->slots || !q->chain.seg)
+            goto fail;
+        q->chain.cap = VIRTIO_BLK_QUEUE_SIZE;
+        for (unsigned s = 0; s < VIRTIO_BLK_QUEUE_SIZE; s++) {
+            q->slots[s].iov = calloc(VIRTIO_BLK_QUEUE_SIZE, sizeof(struct iovec));
+            if (!q->slots[s].iov)
+                goto fail;
+            q->slots[s].next_free = s + 1 < VIRTIO_BLK_QUEUE_SIZE ? (int)(s + 1) : -1;
+        }
+        q->free_head = 0;
+    }
     if (arg->serial[0]) {
-        memcpy(ec.serial, arg->serial, strnlen(arg->serial, VIRTIO_BLK_SERIAL_LEN));
+        memcpy(b->serial, arg->serial, strnlen(arg->serial, VIRTIO_BLK_SERIAL_LEN));
     } else {
         char s[VIRTIO_BLK_SERIAL_LEN + 1];
         snprintf(s, sizeof(s), "MV%016" PRIX64, b->img.ino ^ (b->img.dev << 40));
-        memcpy(ec.serial, s, strlen(s));
+        memcpy(b->serial, s, strlen(s));
     }
+    /* "virtio-blk0" -> threads "blk0-io0" (thread names have 15 characters) */
+    struct blk_engine_config ec = {
+        .name = b->name, .thread_name = b->name + strlen("virtio-"), .img = &b->img,
+        .nr_queues = arg->queues, .nr_threads = arg->iothreads,
+        .depth = VIRTIO_BLK_QUEUE_SIZE,   /* one engine request per chain at most */
+        .max_ranges = VIRTIO_BLK_MAX_RANGES, .cpu = io_cpu,
+        .ops = &vblk_engine_ops, .opaque = b,
+    };
     err = blk_engine_create(&ec, &b->engine);
     if (err)
         goto fail;

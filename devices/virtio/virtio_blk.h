@@ -1,5 +1,5 @@
-/* virtio-blk (virtio 1.2 §5.2) over the virtio-pci transport, its I/O on
- * io_uring (devices/block/blk_io_uring.h).
+/* virtio-blk (virtio 1.2 §5.2) over the virtio-pci transport, its image and
+ * I/O on the shared storage backend (devices/block/image.h, blk_engine.h).
  *
  * Device configuration (struct virtio_blk_config, §5.2.4), read-only:
  *   0x00 capacity (512-byte sectors)   0x0C seg_max (queue size - 2)

@@ -22,8 +22,7 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
 
-#include "devices/net/net_slirp.h"
-#include "devices/net/net_tap.h"
+#include "devices/net/net_backend.h"
 #include "vmm/log.h"
 
 #define COMP "virtio-net"
@@ -95,9 +94,9 @@ struct virtio_net {
     struct virtio_pci vp;
     char name[32];
     char ifname[VIRTIO_NET_IFNAME_MAX];
-    int fd;
-    bool is_tap;
-    struct net_slirp *slirp;        /* --net user: the stack behind fd, destroyed with the NIC */
+    int fd;                         /* be.fd: the packets */
+    bool is_tap;                    /* be.offloads */
+    struct net_backend be;          /* owns fd (and --net user's slirp), closed with the NIC */
     bool vp_init;
     struct virtio_net_config config;
     uint64_t features;              /* negotiated, set before CMD_RUN */
@@ -556,7 +555,14 @@ static int net_start(void *opaque, uint64_t features)
     struct virtio_net *n = opaque;
     n->features = features;
     if (n->is_tap) {
-        int r = net_tap_set_offload(n->fd, features);
+        unsigned off = 0;
+        if (features & (1ULL << VIRTIO_NET_F_GUEST_CSUM))
+            off |= NET_OFFLOAD_CSUM;
+        if (features & (1ULL << VIRTIO_NET_F_GUEST_TSO4))
+            off |= NET_OFFLOAD_TSO4;
+        if (features & (1ULL << VIRTIO_NET_F_GUEST_TSO6))
+            off |= NET_OFFLOAD_TSO6;
+        int r = net_backend_set_offload(&n->be, off);
         if (r)
             log_warn(COMP, "%s: TUNSETOFFLOAD on %s: %s; the guest gets fully checksummed "
                      "packets only", n->name, n->ifname, strerror(-r));
@@ -602,8 +608,7 @@ void virtio_net_destroy(struct virtio_net *n)
     free(n->rx_iov);
     free(n->rx_chain.seg);
     free(n->tx_chain.seg);
-    net_tap_close(n->fd);
-    net_slirp_destroy(n->slirp);   /* after the I/O thread: nothing writes to it any more */
+    net_backend_close(&n->be);   /* after the I/O thread: nothing uses it any more */
     free(n);
 }
 
@@ -619,6 +624,7 @@ int virtio_net_create_fd(const struct virtio_pci_vm *vm, int fd, bool is_tap, co
     }
     n->fd = fd;
     n->is_tap = is_tap;
+    n->be = (struct net_backend){ .fd = fd, .offloads = is_tap };
     n->ctl_fd = -1;
     n->cpu = io_cpu;
     snprintf(n->name, sizeof(n->name), "virtio-net%u", index);
@@ -705,42 +711,36 @@ fail:
 int virtio_net_create(const struct virtio_pci_vm *vm, const struct virtio_net_arg *arg,
                       unsigned index, int io_cpu, struct virtio_net **out)
 {
-    char ifname[VIRTIO_NET_IFNAME_MAX];
+    struct net_backend_config bc;
+    struct net_backend be;
+    char name[32];
     uint8_t mac[6];
-    int fd = -1;
     int err;
 
     virtio_net_arg_mac(arg, mac);
-    if (arg->backend == VIRTIO_NET_USER) {
-        char name[32];
-        struct net_slirp *slirp = NULL;
-        snprintf(name, sizeof(name), "virtio-net%u", index);
-        err = net_slirp_open(arg, name, &slirp, &fd);
-        if (err)
-            return err;
-        err = virtio_net_create_fd(vm, fd, false, mac, index, io_cpu, out);
-        if (err) {
-            net_slirp_destroy(slirp);
-            return err;
-        }
-        (*out)->slirp = slirp;
-        snprintf((*out)->ifname, sizeof((*out)->ifname), "user network");
+    snprintf(name, sizeof(name), "virtio-net%u", index);
+    virtio_net_arg_backend(arg, name, &bc);
+    err = net_backend_open(&bc, &be);
+    if (err)
+        return err;
+    /* The descriptor is the NIC's from here on (closed on failure too). */
+    err = virtio_net_create_fd(vm, be.fd, be.offloads, mac, index, io_cpu, out);
+    be.fd = -1;
+    if (err) {
+        net_backend_close(&be);
+        return err;
+    }
+    (*out)->be.slirp = be.slirp;
+    snprintf((*out)->ifname, sizeof((*out)->ifname), "%s", be.ifname);
+    if (arg->backend == VIRTIO_NET_USER)
         log_debug(COMP, "virtio-net%u: user network (libslirp), %u port forwards, MAC "
                   "%02x:%02x:%02x:%02x:%02x:%02x", index, arg->nr_hostfwd, mac[0], mac[1],
                   mac[2], mac[3], mac[4], mac[5]);
-        return 0;
-    }
-    err = net_tap_open(arg, ifname, &fd);
-    if (err)
-        return err;
-    err = virtio_net_create_fd(vm, fd, true, mac, index, io_cpu, out);
-    if (err)
-        return err;
-    snprintf((*out)->ifname, sizeof((*out)->ifname), "%s", ifname);
-    log_debug(COMP, "virtio-net%u: tap %s%s%s, MAC %02x:%02x:%02x:%02x:%02x:%02x", index, ifname,
-              arg->backend == VIRTIO_NET_BRIDGE ? " on bridge " : "",
-              arg->backend == VIRTIO_NET_BRIDGE ? arg->ifname : "", mac[0], mac[1], mac[2],
-              mac[3], mac[4], mac[5]);
+    else
+        log_debug(COMP, "virtio-net%u: tap %s%s%s, MAC %02x:%02x:%02x:%02x:%02x:%02x", index,
+                  be.ifname, arg->backend == VIRTIO_NET_BRIDGE ? " on bridge " : "",
+                  arg->backend == VIRTIO_NET_BRIDGE ? arg->ifname : "", mac[0], mac[1], mac[2],
+                  mac[3], mac[4], mac[5]);
     return 0;
 }
 

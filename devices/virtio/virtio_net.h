@@ -1,5 +1,6 @@
 /* virtio-net (virtio 1.2 §5.1) over the virtio-pci transport, packets
- * between the guest and a tap interface (devices/net/net_tap.h) on io_uring.
+ * between the guest and a packet backend (devices/net/net_backend.h: a
+ * tap, or libslirp) on io_uring.
  *
  * Queues: 0 receive, 1 transmit (one pair: no VIRTIO_NET_F_MQ, no control
  * queue). Device configuration (struct virtio_net_config, §5.1.4),
@@ -52,8 +53,8 @@ int virtio_net_tx_check(const struct virtq_chain *c, uint64_t features);
 
 struct virtio_net;
 
-/* Open the backend of arg -- a tap (net_tap_open), or for VIRTIO_NET_USER
- * a libslirp instance (net_slirp_open, destroyed with the NIC) -- and build
+/* Open the backend of arg (virtio_net_arg_backend, net_backend_open: a tap,
+ * or for VIRTIO_NET_USER a libslirp instance, closed with the NIC) and build
  * the NIC "virtio-net<index>"; its I/O thread is pinned to io_cpu when >= 0
  * (the slirp thread is not pinned). */
 int virtio_net_create(const struct virtio_pci_vm *vm, const struct virtio_net_arg *arg,

@@ -157,12 +157,30 @@ int virtio_net_hostfwd_parse(const char *value, size_t len, struct virtio_net_ho
     return 0;
 }
 
+static struct net_hostfwd hostfwd_plain(const struct virtio_net_hostfwd *f)
+{
+    return (struct net_hostfwd){ .udp = f->udp, .host_addr = f->host_addr,
+                                 .guest_addr = f->guest_addr, .host_port = f->host_port,
+                                 .guest_port = f->guest_port };
+}
+
 void virtio_net_hostfwd_format(const struct virtio_net_hostfwd *f, char *buf, size_t len)
 {
-    uint32_t h = f->host_addr, g = f->guest_addr;
-    snprintf(buf, len, "%s:%u.%u.%u.%u:%u-%u.%u.%u.%u:%u", f->udp ? "udp" : "tcp", h >> 24,
-             (h >> 16) & 0xFF, (h >> 8) & 0xFF, h & 0xFF, f->host_port, g >> 24, (g >> 16) & 0xFF,
-             (g >> 8) & 0xFF, g & 0xFF, f->guest_port);
+    struct net_hostfwd p = hostfwd_plain(f);
+    net_hostfwd_format(&p, buf, len);
+}
+
+void virtio_net_arg_backend(const struct virtio_net_arg *a, const char *name,
+                            struct net_backend_config *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->kind = a->backend == VIRTIO_NET_USER     ? NET_BACKEND_USER
+                : a->backend == VIRTIO_NET_BRIDGE ? NET_BACKEND_BRIDGE
+                                                  : NET_BACKEND_TAP;
+    out->name = name;
+    snprintf(out->ifname, sizeof(out->ifname), "%s", a->ifname);
+    for (unsigned i = 0; i < a->nr_hostfwd && i < NET_HOSTFWD_MAX; i++)
+        out->hostfwd[out->nr_hostfwd++] = hostfwd_plain(&a->hostfwd[i]);
 }
 
 /* Two forwards that would listen on the same host socket. */

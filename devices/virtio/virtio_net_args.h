@@ -24,17 +24,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/net/net_backend.h"
+
 #define VIRTIO_NET_ARGS_MAX 4
-#define VIRTIO_NET_IFNAME_MAX 16      /* IFNAMSIZ, with the NUL */
+#define VIRTIO_NET_IFNAME_MAX NET_IFNAME_MAX     /* IFNAMSIZ, with the NUL */
 
-#define VIRTIO_NET_HOSTFWD_MAX 16
+#define VIRTIO_NET_HOSTFWD_MAX NET_HOSTFWD_MAX
 
-/* The user network (IPv4, host byte order). */
-#define VIRTIO_NET_USER_NET     0x0A000200u   /* 10.0.2.0 */
-#define VIRTIO_NET_USER_MASK    0xFFFFFF00u   /* /24 */
-#define VIRTIO_NET_USER_GATEWAY 0x0A000202u   /* 10.0.2.2: the host, and the router */
-#define VIRTIO_NET_USER_DNS     0x0A000203u   /* 10.0.2.3 */
-#define VIRTIO_NET_USER_GUEST   0x0A00020Fu   /* 10.0.2.15: the first DHCP address */
+/* The user network (IPv4, host byte order): the backend's. */
+#define VIRTIO_NET_USER_NET     NET_USER_NET       /* 10.0.2.0 */
+#define VIRTIO_NET_USER_MASK    NET_USER_MASK      /* /24 */
+#define VIRTIO_NET_USER_GATEWAY NET_USER_GATEWAY   /* 10.0.2.2: the host, and the router */
+#define VIRTIO_NET_USER_DNS     NET_USER_DNS       /* 10.0.2.3 */
+#define VIRTIO_NET_USER_GUEST   NET_USER_GUEST     /* 10.0.2.15: the first DHCP address */
 
 enum virtio_net_backend { VIRTIO_NET_TAP = 0, VIRTIO_NET_BRIDGE, VIRTIO_NET_USER };
 
@@ -73,6 +75,10 @@ int virtio_net_hostfwd_parse(const char *value, size_t len, struct virtio_net_ho
 void virtio_net_hostfwd_format(const struct virtio_net_hostfwd *f, char *buf, size_t len);
 /* The MAC a NIC gets: mac= or the derived one. */
 void virtio_net_arg_mac(const struct virtio_net_arg *a, uint8_t mac[6]);
+/* What the packet backend (devices/net/net_backend.h) is to open for a;
+ * name ("virtio-net0") must outlive *out. */
+void virtio_net_arg_backend(const struct virtio_net_arg *a, const char *name,
+                            struct net_backend_config *out);
 
 bool virtio_net_args_flag(const char *name, size_t namelen, bool *takes_value);
 int virtio_net_args_apply(struct virtio_net_args *a, const char *name, size_t namelen,

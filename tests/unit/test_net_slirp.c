@@ -193,7 +193,9 @@ static void slirp_up(const char *value)
     struct virtio_net_arg a;
     char err[512];
     cr_assert_eq(virtio_net_arg_parse(value, &a, err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(net_slirp_open(&a, "virtio-net0", &sl, &gfd), 0);
+    struct net_backend_config bc;
+    virtio_net_arg_backend(&a, "virtio-net0", &bc);
+    cr_assert_eq(net_slirp_open(&bc, &sl, &gfd), 0);
     cr_assert_geq(gfd, 0);
 }
 
@@ -628,7 +630,9 @@ Test(net_slirp, hostfwd_on_a_taken_port_fails_cleanly)
     cr_assert_eq(virtio_net_arg_parse(value, &arg, err, sizeof(err)), 0, "%s", err);
     struct net_slirp *s = (struct net_slirp *)0x1;
     int fd = 1234;
-    int r = net_slirp_open(&arg, "virtio-net0", &s, &fd);
+    struct net_backend_config bc;
+    virtio_net_arg_backend(&arg, "virtio-net0", &bc);
+    int r = net_slirp_open(&bc, &s, &fd);
     cr_assert_eq(r, -EADDRINUSE, "%d", r);
     cr_assert_eq(fd, -1, "no descriptor handed out");
     close(l);

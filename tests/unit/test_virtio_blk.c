@@ -1,4 +1,5 @@
-/* devices/virtio/virtio_blk.c, devices/block/blk_io_uring.c, devices/virtio/virtio_blk_args.c:
+/* devices/virtio/virtio_blk.c (on devices/block/blk_engine.c and image.c),
+ * devices/virtio/virtio_blk_args.c:
  * request checking on hand-made chains; then the whole device end to end --
  * a driver written here programs the transport through the MMIO bus, puts
  * requests in guest memory, notifies, and the I/O thread serves them on
