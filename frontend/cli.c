@@ -82,7 +82,7 @@ const char *config_usage(void)
 
     if (!text[0])
         snprintf(text, sizeof(text), "%s%s%s%s%s", config_usage_head, vfio_args_usage,
-                 virtio_blk_args_usage, virtio_net_args_usage, config_usage_tail);
+                 disk_args_usage, virtio_net_args_usage, config_usage_tail);
     return text;
 }
 
@@ -363,7 +363,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
             enum { FWD_NONE, FWD_VFIO, FWD_DISK, FWD_NET } fwd = FWD_NONE;
             if (arg[1] == '-' && vfio_args_flag(arg, namelen, &takes_value))
                 fwd = FWD_VFIO;
-            else if (arg[1] == '-' && virtio_blk_args_flag(arg, namelen, &takes_value))
+            else if (arg[1] == '-' && disk_args_flag(arg, namelen, &takes_value))
                 fwd = FWD_DISK;
             else if (arg[1] == '-' && virtio_net_args_flag(arg, namelen, &takes_value))
                 fwd = FWD_NET;
@@ -382,7 +382,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
                 if (fwd == FWD_VFIO)
                     e = vfio_args_apply(&cfg->vfio, arg, namelen, val, err, errlen);
                 else if (fwd == FWD_DISK)
-                    e = virtio_blk_args_apply(&cfg->disks, arg, namelen, val, err, errlen);
+                    e = disk_args_apply(&cfg->disks, arg, namelen, val, err, errlen);
                 else
                     e = virtio_net_args_apply(&cfg->nics, arg, namelen, val, err, errlen);
                 if (e)
@@ -564,6 +564,9 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
         return arg_fail(err, errlen, "--memory %s: not a whole number of --hugepages %s pages; round "
                         "--memory to a multiple of %s", mem_arg, hp_arg, hp_arg);
     e = vfio_args_finish(&cfg->vfio, err, errlen);
+    if (e)
+        return e;
+    e = disk_args_finish(&cfg->disks, err, errlen);
     if (e)
         return e;
     if (cfg->initrd && !cfg->kernel)

@@ -1,6 +1,6 @@
 /* The front end: argv into a struct config (vmm/config.h). The layer above
  * the devices and the core: it calls down into each device's own option
- * parser (devices/virtio/virtio_blk_args.h, virtio_net_args.h,
+ * parser (devices/block/disk_args.h, virtio_net_args.h,
  * vfio/vfio_args.h) and the shared helpers of vmm/arg.h; nothing below it
  * includes this. The QEMU command line and libvirt XML front ends of a
  * later issue belong here too. */

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "devices/virtio/virtio_blk_args.h"
+#include "devices/block/disk_args.h"
 #include "devices/virtio/virtio_net_args.h"
 #include "vfio/vfio_args.h"
 
@@ -58,9 +58,9 @@ struct config {
      * --bind, parsed by vfio/vfio_args.c */
     struct vfio_args vfio;
 
-    /* virtio: --disk (devices/virtio/virtio_blk_args.c), --net
+    /* virtio: --disk (devices/block/disk_args.c), --net
      * (devices/virtio/virtio_net_args.c) */
-    struct virtio_blk_args disks;
+    struct disk_args disks;
     struct virtio_net_args nics;
 
     int verbosity;              /* -v: +1, -q: -1 */

@@ -36,6 +36,7 @@
 
 #include "devices/block/blk_engine.h"
 #include "devices/block/image.h"
+#include "devices/pci/pcidev.h"
 #include "vmm/log.h"
 
 #define COMP "virtio-blk"
@@ -47,7 +48,7 @@ _Static_assert(sizeof(struct virtio_blk_outhdr) == HDR_SIZE, "virtio-blk header 
 _Static_assert(sizeof(struct virtio_blk_discard_write_zeroes) == RANGE_SIZE, "range is 16 bytes");
 
 _Static_assert(VIRTIO_BLK_SECTOR == BLK_SECTOR, "one sector size");
-_Static_assert(VIRTIO_BLK_MAX_QUEUES <= BLK_ENGINE_MAX_QUEUES, "queues fit the engine");
+_Static_assert(DISK_MAX_QUEUES <= BLK_ENGINE_MAX_QUEUES, "queues fit the engine");
 _Static_assert(VIRTIO_BLK_MAX_RANGES <= BLK_ENGINE_MAX_RANGES, "ranges fit the engine");
 
 /* One request between the chain and its completion. */
@@ -78,8 +79,8 @@ struct virtio_blk {
     bool img_open, vp_init;
     struct virtio_blk_limits limits;
     struct virtio_blk_config config;
-    uint8_t serial[VIRTIO_BLK_SERIAL_LEN];  /* GET_ID answer, NUL-padded */
-    struct vblk_queue queues[VIRTIO_BLK_MAX_QUEUES];
+    uint8_t serial[DISK_SERIAL_LEN];  /* GET_ID answer, NUL-padded */
+    struct vblk_queue queues[DISK_MAX_QUEUES];
     struct blk_engine *engine;
 };
 
@@ -433,7 +434,7 @@ void virtio_blk_destroy(struct virtio_blk *b)
     blk_engine_destroy(b->engine);
     if (b->img_open)
         blk_image_close(&b->img);
-    for (unsigned i = 0; i < VIRTIO_BLK_MAX_QUEUES; i++) {
+    for (unsigned i = 0; i < DISK_MAX_QUEUES; i++) {
         struct vblk_queue *q = &b->queues[i];
         if (q->slots)
             for (unsigned s = 0; s < VIRTIO_BLK_QUEUE_SIZE; s++)
@@ -444,7 +445,7 @@ void virtio_blk_destroy(struct virtio_blk *b)
     free(b);
 }
 
-int virtio_blk_create(const struct virtio_pci_vm *vm, const struct virtio_blk_arg *arg,
+int virtio_blk_create(const struct virtio_pci_vm *vm, const struct disk_arg *arg,
                       unsigned index, int io_cpu, struct virtio_blk **out)
 {
     struct virtio_blk *b = calloc(1, sizeof(*b));
@@ -453,7 +454,7 @@ int virtio_blk_create(const struct virtio_pci_vm *vm, const struct virtio_blk_ar
     if (!b)
         return -ENOMEM;
     snprintf(b->name, sizeof(b->name), "virtio-blk%u", index);
-    if (arg->queues == 0 || arg->queues > VIRTIO_BLK_MAX_QUEUES || arg->iothreads == 0 ||
+    if (arg->queues == 0 || arg->queues > DISK_MAX_QUEUES || arg->iothreads == 0 ||
         arg->iothreads > arg->queues) {
         log_err(COMP, "--disk %s: %u queues with %u I/O threads is not possible", arg->path,
                 arg->queues, arg->iothreads);
@@ -463,7 +464,7 @@ int virtio_blk_create(const struct virtio_pci_vm *vm, const struct virtio_blk_ar
 
     /* 1. the image */
     err = blk_image_open(&b->img, COMP, arg->path, arg->readonly,
-                         arg->cache == VIRTIO_BLK_CACHE_NONE);
+                         arg->cache == DISK_CACHE_NONE);
     if (err)
         goto fail;
     b->img_open = true;
@@ -529,9 +530,9 @@ int virtio_blk_create(const struct virtio_pci_vm *vm, const struct virtio_blk_ar
         q->free_head = 0;
     }
     if (arg->serial[0]) {
-        memcpy(b->serial, arg->serial, strnlen(arg->serial, VIRTIO_BLK_SERIAL_LEN));
+        memcpy(b->serial, arg->serial, strnlen(arg->serial, DISK_SERIAL_LEN));
     } else {
-        char s[VIRTIO_BLK_SERIAL_LEN + 1];
+        char s[DISK_SERIAL_LEN + 1];
         snprintf(s, sizeof(s), "MV%016" PRIX64, b->img.ino ^ (b->img.dev << 40));
         memcpy(b->serial, s, strlen(s));
     }
@@ -548,7 +549,7 @@ int virtio_blk_create(const struct virtio_pci_vm *vm, const struct virtio_blk_ar
         goto fail;
 
     log_debug(COMP, "%s: %s, %" PRIu64 " sectors of 512, %s%s, %u queue(s), %u I/O thread(s)",
-              b->name, arg->path, l->capacity, arg->cache == VIRTIO_BLK_CACHE_NONE ? "O_DIRECT"
+              b->name, arg->path, l->capacity, arg->cache == DISK_CACHE_NONE ? "O_DIRECT"
               : "page cache", arg->readonly ? ", read-only" : "", arg->queues, arg->iothreads);
     *out = b;
     return 0;
@@ -583,4 +584,71 @@ struct virtio_pci *virtio_blk_pci(struct virtio_blk *b)
 const struct virtio_blk_limits *virtio_blk_limits_of(const struct virtio_blk *b)
 {
     return &b->limits;
+}
+
+/* ---- the device in the machine's PCI list ---- */
+
+static int blk_pcidev_plug(void *dev, const struct pcidev_where *w)
+{
+    return virtio_blk_plug(dev, w->bus, w->parent, w->devfn, w->intx_gsi, w->intx_ctx);
+}
+
+static void blk_pcidev_unplug(void *dev)
+{
+    virtio_blk_unplug(dev);
+}
+
+static void blk_pcidev_destroy(void *dev)
+{
+    virtio_blk_destroy(dev);
+}
+
+/* How QEMU names a virtio-blk-pci function for "bootorder" (its fw_name
+ * "scsi", the disk node "disk@0,0"), which OvmfPkg's QemuBootOrderLib
+ * translates to PciRoot(0x0)/Pci(SLOT,FN) (behind a root port:
+ * .../Pci(PORT,0x0)/Pci(0x0,0x0)) and matches boot options by. */
+static int blk_pcidev_boot_path(void *dev, const struct pcidev_where *w, char *buf, size_t len)
+{
+    int n;
+
+    if (w->parent)
+        n = snprintf(buf, len, "/pci@i0cf8/pci-bridge@%x/scsi@%x/disk@0,0", w->slot,
+                     PCI_SLOT(w->devfn));
+    else if (PCI_FUNC(w->devfn))
+        n = snprintf(buf, len, "/pci@i0cf8/scsi@%x,%x/disk@0,0", w->slot, PCI_FUNC(w->devfn));
+    else
+        n = snprintf(buf, len, "/pci@i0cf8/scsi@%x/disk@0,0", w->slot);
+    return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+static const struct pcidev_ops blk_pcidev_ops = {
+    .plug = blk_pcidev_plug,
+    .unplug = blk_pcidev_unplug,
+    .destroy = blk_pcidev_destroy,
+    .boot_path = blk_pcidev_boot_path,
+};
+
+int virtio_blk_attach(const struct pcidev_host *h, const struct disk_args *a,
+                      struct pcidev_list *l)
+{
+    struct virtio_pci_vm pv = { .env = h->env, .irq = h->irq, .vm_fd = h->vm_fd };
+
+    for (unsigned i = 0, n = 0; i < a->nr; i++) {
+        struct virtio_blk *b;
+        struct pcidev *d;
+        char name[32];
+        if (a->disk[i].iface != DISK_IF_VIRTIO)
+            continue;
+        int err = virtio_blk_create(&pv, &a->disk[i], n, h->io_pin, &b);
+        if (err)
+            return err;
+        snprintf(name, sizeof(name), "virtio-blk%u", n++);
+        err = pcidev_add(l, name, PCIDEV_STORAGE, PCIDEV_ROOT_BUS, &blk_pcidev_ops, b, &d);
+        if (err) {
+            virtio_blk_destroy(b);
+            return err;
+        }
+        d->boot_index = a->disk[i].boot_index;
+    }
+    return 0;
 }

@@ -42,7 +42,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "devices/virtio/virtio_blk_args.h"
+#include "devices/block/disk_args.h"
 #include "devices/virtio/virtio_pci.h"
 #include "devices/virtio/virtqueue.h"
 
@@ -93,7 +93,7 @@ struct virtio_blk;
  * PCI function and the I/O threads (idle until the driver is ready; pinned
  * to io_cpu when >= 0). index names it "virtio-blk<index>". Errors are
  * logged naming the file and returned. */
-int virtio_blk_create(const struct virtio_pci_vm *vm, const struct virtio_blk_arg *arg,
+int virtio_blk_create(const struct virtio_pci_vm *vm, const struct disk_arg *arg,
                       unsigned index, int io_cpu, struct virtio_blk **out);
 /* As virtio_pci_plug. */
 int virtio_blk_plug(struct virtio_blk *b, struct pci_bus *bus, struct pci_device *parent,
@@ -112,5 +112,14 @@ void virtio_blk_destroy(struct virtio_blk *b);
 /* For tests and --stats. */
 struct virtio_pci *virtio_blk_pci(struct virtio_blk *b);
 const struct virtio_blk_limits *virtio_blk_limits_of(const struct virtio_blk *b);
+
+struct pcidev_host;
+struct pcidev_list;
+/* Create a virtio-blk device for each --disk with if=virtio, in order, and
+ * add it to the machine's PCI devices (devices/pci/pcidev.h): storage on
+ * the root bus, at its boot_index (disk_args_finish). Errors name the file; devices already added
+ * stay in the list for the caller to destroy. */
+int virtio_blk_attach(const struct pcidev_host *h, const struct disk_args *a,
+                      struct pcidev_list *l);
 
 #endif

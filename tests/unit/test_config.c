@@ -328,7 +328,7 @@ Test(config, virtio_flags_forwarded)
                  "%s", err);
     cr_assert_eq(cfg.disks.nr, 2);
     cr_assert_str_eq(cfg.disks.disk[0].path, "/var/vm/win.img");
-    cr_assert_eq(cfg.disks.disk[0].cache, VIRTIO_BLK_CACHE_NONE);
+    cr_assert_eq(cfg.disks.disk[0].cache, DISK_CACHE_NONE);
     cr_assert_str_eq(cfg.disks.disk[1].path, "/dev/sdb");
     cr_assert(cfg.disks.disk[1].readonly);
     cr_assert_eq(cfg.nics.nr, 1);

@@ -1,5 +1,5 @@
 /* devices/virtio/virtio_blk.c (on devices/block/blk_engine.c and image.c),
- * devices/virtio/virtio_blk_args.c:
+ * devices/block/disk_args.c:
  * request checking on hand-made chains; then the whole device end to end --
  * a driver written here programs the transport through the MMIO bus, puts
  * requests in guest memory, notifies, and the I/O thread serves them on
@@ -22,7 +22,7 @@
 
 #include "devices/pci/pci.h"
 #include "devices/virtio/virtio_blk.h"
-#include "devices/virtio/virtio_blk_args.h"
+#include "devices/block/disk_args.h"
 #include "devices/virtio/virtio_pci.h"
 #include "fake_env.h"
 #include "virtio_driver.h"
@@ -310,22 +310,22 @@ Test(virtio_blk_parse, discard_and_write_zeroes)
 
 Test(virtio_blk_args, defaults_and_options)
 {
-    struct virtio_blk_arg a;
+    struct disk_arg a;
     char err[256];
-    cr_assert_eq(virtio_blk_arg_parse("disk.img", &a, err, sizeof(err)), 0);
+    cr_assert_eq(disk_arg_parse("disk.img", &a, err, sizeof(err)), 0);
     cr_assert_str_eq(a.path, "disk.img");
     cr_assert_not(a.readonly);
-    cr_assert_eq(a.cache, VIRTIO_BLK_CACHE_WRITEBACK);
+    cr_assert_eq(a.cache, DISK_CACHE_WRITEBACK);
     cr_assert_eq(a.queues, 1);
     cr_assert_eq(a.iothreads, 1);
     cr_assert(a.discard);
     cr_assert_str_eq(a.serial, "");
 
-    cr_assert_eq(virtio_blk_arg_parse("/dev/sdb,readonly,cache=none,queues=4,iothreads=2,"
+    cr_assert_eq(disk_arg_parse("/dev/sdb,readonly,cache=none,queues=4,iothreads=2,"
                                       "serial=WIN-C,discard=off", &a, err, sizeof(err)), 0, "%s", err);
     cr_assert_str_eq(a.path, "/dev/sdb");
     cr_assert(a.readonly);
-    cr_assert_eq(a.cache, VIRTIO_BLK_CACHE_NONE);
+    cr_assert_eq(a.cache, DISK_CACHE_NONE);
     cr_assert_eq(a.queues, 4);
     cr_assert_eq(a.iothreads, 2);
     cr_assert_str_eq(a.serial, "WIN-C");
@@ -334,7 +334,7 @@ Test(virtio_blk_args, defaults_and_options)
 
 Test(virtio_blk_args, bad_values_named)
 {
-    struct virtio_blk_arg a;
+    struct disk_arg a;
     char err[256];
     const char *bad[][2] = {
         { "", "needs a file name" },
@@ -351,7 +351,7 @@ Test(virtio_blk_args, bad_values_named)
     };
     for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = 0;
-        cr_assert_eq(virtio_blk_arg_parse(bad[i][0], &a, err, sizeof(err)), -EINVAL, "%s", bad[i][0]);
+        cr_assert_eq(disk_arg_parse(bad[i][0], &a, err, sizeof(err)), -EINVAL, "%s", bad[i][0]);
         cr_assert_not_null(strstr(err, bad[i][1]), "'%s' -> '%s'", bad[i][0], err);
         cr_assert_not_null(strstr(err, "--disk"), "names the flag: %s", err);
     }
@@ -359,17 +359,17 @@ Test(virtio_blk_args, bad_values_named)
 
 Test(virtio_blk_args, flag_forwarding)
 {
-    struct virtio_blk_args a = { .nr = 0 };
+    struct disk_args a = { .nr = 0 };
     char err[256];
     bool tv = false;
-    cr_assert(virtio_blk_args_flag("--disk", 6, &tv));
+    cr_assert(disk_args_flag("--disk", 6, &tv));
     cr_assert(tv);
-    cr_assert_not(virtio_blk_args_flag("--diskx", 7, &tv));
-    cr_assert_eq(virtio_blk_args_apply(&a, "--disk", 6, "a.img", err, sizeof(err)), 0);
-    cr_assert_eq(virtio_blk_args_apply(&a, "--disk", 6, "b.img,readonly", err, sizeof(err)), 0);
+    cr_assert_not(disk_args_flag("--diskx", 7, &tv));
+    cr_assert_eq(disk_args_apply(&a, "--disk", 6, "a.img", err, sizeof(err)), 0);
+    cr_assert_eq(disk_args_apply(&a, "--disk", 6, "b.img,readonly", err, sizeof(err)), 0);
     cr_assert_eq(a.nr, 2);
     cr_assert(a.disk[1].readonly);
-    cr_assert_eq(virtio_blk_args_apply(&a, "--disk", 6, "a.img", err, sizeof(err)), -EINVAL);
+    cr_assert_eq(disk_args_apply(&a, "--disk", 6, "a.img", err, sizeof(err)), -EINVAL);
     cr_assert_not_null(strstr(err, "already"));
 }
 
@@ -449,9 +449,9 @@ static void env_down(void)
 static int create_disk(const char *opts, struct virtio_blk **out)
 {
     char spec[256], err[256];
-    struct virtio_blk_arg a;
+    struct disk_arg a;
     snprintf(spec, sizeof(spec), "%s%s", path, opts);
-    cr_assert_eq(virtio_blk_arg_parse(spec, &a, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(disk_arg_parse(spec, &a, err, sizeof(err)), 0, "%s", err);
     struct virtio_pci_vm vm = { .env = &fe.env, .irq = &irq, .vm_fd = -1 };
     return virtio_blk_create(&vm, &a, 0, -1, out);
 }
@@ -807,9 +807,9 @@ Test(virtio_blk, image_locked_against_a_second_writer)
 
 Test(virtio_blk, missing_file_is_a_clear_error)
 {
-    struct virtio_blk_arg a;
+    struct disk_arg a;
     char err[256];
-    cr_assert_eq(virtio_blk_arg_parse("/nonexistent/minivmm.img", &a, err, sizeof(err)), 0);
+    cr_assert_eq(disk_arg_parse("/nonexistent/minivmm.img", &a, err, sizeof(err)), 0);
     struct virtio_pci_vm vm = { .env = &fe.env, .irq = &irq, .vm_fd = -1 };
     cr_assert_eq(virtio_blk_create(&vm, &a, 0, -1, &blk), -ENOENT);
     cr_assert_null(blk);
