@@ -152,6 +152,76 @@ void pci_device_set_intx_pin(struct pci_device *d, uint8_t pin)
     pci_cfg_set(d, PCI_INTERRUPT_PIN, 1, pin <= 4 ? pin : 0);
 }
 
+#define PCI_ROM_ENABLE    0x1u
+#define PCI_ROM_MIN_SIZE  0x800u        /* PCI 3.0 §6.2.5.2: at least 2 KiB */
+#define PCI_ROM_MAX_SIZE  (16u << 20)   /* the ROM BAR's 24 address bits */
+
+int pci_device_set_rom(struct pci_device *d, const void *image, size_t len)
+{
+    uint64_t size = PCI_ROM_MIN_SIZE;
+
+    if (d->is_bridge || !image || len == 0 || len > PCI_ROM_MAX_SIZE) {
+        log_err("pci", "%s: an expansion ROM of %zu bytes is not possible here (a type 0 "
+                "function, 1 byte to 16 MiB)", d->name ? d->name : "?", len);
+        return -EINVAL;
+    }
+    while (size < len)
+        size <<= 1;
+    d->rom = (struct pci_rom_bar){ .image = image, .len = len, .size = size,
+                                   .addr = PCI_BAR_UNMAPPED };
+    pci_cfg_set(d, PCI_ROM_ADDRESS, 4, 0);
+    pci_cfg_set_wmask(d, PCI_ROM_ADDRESS, 4, ((uint32_t)~(size - 1) & 0xFFFFF800u) | PCI_ROM_ENABLE);
+    return 0;
+}
+
+static int pci_rom_read(void *opaque, uint64_t off, void *data, unsigned len)
+{
+    const struct pci_rom_bar *r = opaque;
+    uint8_t *p = data;
+
+    for (unsigned i = 0; i < len; i++)
+        p[i] = off + i < r->len ? r->image[off + i] : 0xFF;
+    return 0;
+}
+
+static int pci_rom_write(void *opaque, uint64_t off, const void *data, unsigned len)
+{
+    return 0;   /* a ROM: dropped */
+}
+
+static const struct bus_ops pci_rom_ops = { .read = pci_rom_read, .write = pci_rom_write };
+
+static uint64_t pci_rom_decoded_addr(const struct pci_device *d)
+{
+    uint16_t cmd = (uint16_t)pci_cfg_get(d, PCI_COMMAND, 2);
+    uint32_t reg = pci_cfg_get(d, PCI_ROM_ADDRESS, 4);
+    uint64_t addr = reg & ~(d->rom.size - 1) & 0xFFFFF800u;
+
+    if (!(cmd & PCI_COMMAND_MEMORY) || !(reg & PCI_ROM_ENABLE) || addr == 0 ||
+        addr + d->rom.size - 1 > 0xFFFFFFFFULL)
+        return PCI_BAR_UNMAPPED;
+    return addr;
+}
+
+/* Move the ROM's range on the MMIO bus to where it decodes now. */
+static void pci_rom_update(struct pci_device *d)
+{
+    uint64_t addr = d->bus ? pci_rom_decoded_addr(d) : PCI_BAR_UNMAPPED;
+
+    if (!d->rom.image || addr == d->rom.addr)
+        return;
+    if (d->rom.addr != PCI_BAR_UNMAPPED && d->rom.mmio)
+        bus_unregister(d->rom.mmio, d->rom.addr);
+    d->rom.addr = PCI_BAR_UNMAPPED;
+    if (addr == PCI_BAR_UNMAPPED || !d->bus->mmio)
+        return;
+    if (bus_register(d->bus->mmio, addr, d->rom.size, d->name, &pci_rom_ops, &d->rom) == 0) {
+        d->rom.addr = addr;
+        d->rom.mmio = d->bus->mmio;
+    }
+    /* else: overlapping something, logged by the bus; it stays unmapped */
+}
+
 /* Where BAR i decodes given its registers and the command register. */
 static uint64_t pci_bar_decoded_addr(const struct pci_device *d, unsigned i)
 {
@@ -203,6 +273,7 @@ void pci_device_update_bars(struct pci_device *d)
             d->ops->bar_map(d, i, addr);
         d->bars[i].addr = addr;
     }
+    pci_rom_update(d);
 }
 
 void pci_cfg_write_generic(struct pci_device *d, uint32_t off, unsigned len, uint32_t val)
@@ -218,7 +289,8 @@ void pci_cfg_write_generic(struct pci_device *d, uint32_t off, unsigned len, uin
         d->config[off + i] = c;
     }
     if ((off < PCI_COMMAND + 2 && off + len > PCI_COMMAND) ||
-        (off < bar_end && off + len > PCI_BAR0))
+        (off < bar_end && off + len > PCI_BAR0) ||
+        (!d->is_bridge && off < PCI_ROM_ADDRESS + 4 && off + len > PCI_ROM_ADDRESS))
         pci_device_update_bars(d);
     if (d->ops && d->ops->cfg_written)
         d->ops->cfg_written(d, off, len, old);
@@ -562,7 +634,14 @@ void pci_bus_remove(struct pci_bus *b, struct pci_device *d)
     }
     d->next = NULL;
     d->bus = NULL;
+    struct bus *rom_bus = d->rom.addr != PCI_BAR_UNMAPPED ? d->rom.mmio : NULL;
+    uint64_t rom_addr = d->rom.addr;
+    d->rom.addr = PCI_BAR_UNMAPPED;
     pthread_mutex_unlock(&b->lock);
+    /* The ROM is the PCI layer's range: off the bus, and no read of the
+     * caller's image still running once this returns. */
+    if (rom_bus)
+        bus_unregister_sync(rom_bus, rom_addr);
 }
 
 /* ---- config accesses ----------------------------------------------------- */

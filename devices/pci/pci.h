@@ -160,6 +160,16 @@ struct pci_device_ops {
     void (*bar_map)(struct pci_device *d, unsigned bar, uint64_t addr);
 };
 
+/* An expansion ROM (PCI 3.0 §6.2.5.2): the image the function's ROM BAR
+ * at 0x30 decodes, served read-only by the PCI layer itself. */
+struct pci_rom_bar {
+    const uint8_t *image;               /* the caller's; NULL: no ROM BAR */
+    size_t len;
+    uint64_t size;                      /* power of two >= 2 KiB, >= len */
+    uint64_t addr;                      /* where it decodes, PCI_BAR_UNMAPPED */
+    struct bus *mmio;                   /* where it is registered */
+};
+
 struct pci_device {
     const char *name;                   /* for messages */
     const struct pci_device_ops *ops;
@@ -170,6 +180,7 @@ struct pci_device {
     uint8_t w1cmask[PCI_CFG_SIZE];
     uint32_t cfg_size;                  /* 256 (PCI) or 4096 (PCIe) */
     struct pci_bar bars[PCI_NR_BARS];
+    struct pci_rom_bar rom;
     bool is_bridge;
     bool is_pcie_port;                  /* downstream is a link: device 0 only */
     /* topology, maintained by pci_bus_add */
@@ -223,6 +234,17 @@ void pci_device_init(struct pci_device *d, const char *name, uint16_t vendor, ui
  * bad size or index (logged: programming error). */
 int pci_device_set_bar(struct pci_device *d, unsigned i, enum pci_bar_type type,
                        bool prefetch, uint64_t size);
+/* Give a type 0 function an expansion ROM (PCI 3.0 §6.2.5.2): the ROM BAR
+ * at 0x30 sizes as the image rounded up to a power of two (at least 2 KiB,
+ * at most 16 MiB), its enable bit (0) and address bits writable. While it
+ * is enabled, memory decoding is on and it sits at a usable 32-bit address,
+ * the PCI layer serves the image there read-only from the MMIO bus (past
+ * its end reads 0xFF; writes are dropped); pci_bus_remove takes it off and
+ * waits for reads in progress. image stays the caller's and must outlive
+ * the function's time on the bus; call again after pci_device_init.
+ * -EINVAL (logged) for a bridge, an empty or too large image. */
+int pci_device_set_rom(struct pci_device *d, const void *image, size_t len);
+
 /* Interrupt pin 1-4 (INTA#-INTD#), 0 = none. */
 void pci_device_set_intx_pin(struct pci_device *d, uint8_t pin);
 

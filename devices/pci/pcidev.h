@@ -29,9 +29,14 @@
  * QemuBootOrderLib parses, e.g. "/pci@i0cf8/scsi@a/disk@0,0" for a
  * virtio-blk function at 00:0a.0); boot_index orders them.
  *
- * Not here yet: an option ROM for emulated devices (passed-through ones
- * have theirs through vfio/ and the ROM BAR it emulates); hot-plug (the
- * bus side exists: bus_unregister_sync). */
+ * Option ROM: a device with one loads it from its file (pci_rom_load,
+ * devices/pci/pci_rom.h) and gives it to its function
+ * (pci_device_set_rom); the PCI layer decodes the ROM BAR and serves it, so
+ * OVMF runs its EFI driver. Passed-through functions have theirs through
+ * vfio/ (--rom, rombar=). No emulated device takes a romfile= yet (the
+ * e1000e will).
+ *
+ * Not here yet: hot-plug (the bus side exists: bus_unregister_sync). */
 #ifndef MINIVMM_PCIDEV_H
 #define MINIVMM_PCIDEV_H
 #include <stdbool.h>
