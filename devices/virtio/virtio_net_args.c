@@ -94,7 +94,7 @@ static bool parse_ipv4(const char *s, size_t len, uint32_t *addr)
 #define HOSTFWD_FORM "the form is hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, " \
                      "e.g. hostfwd=tcp::3389-:3389"
 
-int virtio_net_hostfwd_parse(const char *value, size_t len, struct virtio_net_hostfwd *out,
+int virtio_net_hostfwd_parse(const char *value, size_t len, struct net_hostfwd *out,
                              char *err, unsigned errlen)
 {
     const char *end = value + len;
@@ -157,17 +157,9 @@ int virtio_net_hostfwd_parse(const char *value, size_t len, struct virtio_net_ho
     return 0;
 }
 
-static struct net_hostfwd hostfwd_plain(const struct virtio_net_hostfwd *f)
+void virtio_net_hostfwd_format(const struct net_hostfwd *f, char *buf, size_t len)
 {
-    return (struct net_hostfwd){ .udp = f->udp, .host_addr = f->host_addr,
-                                 .guest_addr = f->guest_addr, .host_port = f->host_port,
-                                 .guest_port = f->guest_port };
-}
-
-void virtio_net_hostfwd_format(const struct virtio_net_hostfwd *f, char *buf, size_t len)
-{
-    struct net_hostfwd p = hostfwd_plain(f);
-    net_hostfwd_format(&p, buf, len);
+    net_hostfwd_format(f, buf, len);
 }
 
 void virtio_net_arg_backend(const struct virtio_net_arg *a, const char *name,
@@ -180,11 +172,11 @@ void virtio_net_arg_backend(const struct virtio_net_arg *a, const char *name,
     out->name = name;
     snprintf(out->ifname, sizeof(out->ifname), "%s", a->ifname);
     for (unsigned i = 0; i < a->nr_hostfwd && i < NET_HOSTFWD_MAX; i++)
-        out->hostfwd[out->nr_hostfwd++] = hostfwd_plain(&a->hostfwd[i]);
+        out->hostfwd[out->nr_hostfwd++] = a->hostfwd[i];
 }
 
 /* Two forwards that would listen on the same host socket. */
-static bool hostfwd_clash(const struct virtio_net_hostfwd *a, const struct virtio_net_hostfwd *b)
+static bool hostfwd_clash(const struct net_hostfwd *a, const struct net_hostfwd *b)
 {
     return a->udp == b->udp && a->host_port == b->host_port &&
            (a->host_addr == b->host_addr || a->host_addr == 0 || b->host_addr == 0);
@@ -234,7 +226,7 @@ int virtio_net_arg_parse(const char *value, struct virtio_net_arg *out, char *er
             snprintf(out->ifname, sizeof(out->ifname), "user");
             have_if = true;
         } else if (arg_key_is(p, klen, "hostfwd") && eq) {
-            struct virtio_net_hostfwd f;
+            struct net_hostfwd f;
             char e2[384];
             if (virtio_net_hostfwd_parse(v, vlen, &f, e2, sizeof(e2)))
                 return arg_fail(err, errlen, "--net %s: %s", value, e2);

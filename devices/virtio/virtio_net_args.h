@@ -40,20 +40,13 @@
 
 enum virtio_net_backend { VIRTIO_NET_TAP = 0, VIRTIO_NET_BRIDGE, VIRTIO_NET_USER };
 
-/* One hostfwd=: connections to host_addr:host_port go to guest_addr:guest_port. */
-struct virtio_net_hostfwd {
-    bool udp;
-    uint32_t host_addr;    /* IPv4, host byte order; 0 = every interface */
-    uint32_t guest_addr;   /* IPv4, host byte order, inside the user network */
-    uint16_t host_port, guest_port;
-};
-
+/* One hostfwd= is a struct net_hostfwd (devices/net/net_backend.h). */
 struct virtio_net_arg {
     enum virtio_net_backend backend;
     char ifname[VIRTIO_NET_IFNAME_MAX];   /* the tap, or the bridge; "user"/"userN" */
     uint8_t mac[6];
     bool mac_set;
-    struct virtio_net_hostfwd hostfwd[VIRTIO_NET_HOSTFWD_MAX];   /* user only */
+    struct net_hostfwd hostfwd[VIRTIO_NET_HOSTFWD_MAX];   /* user only */
     unsigned nr_hostfwd;
 };
 
@@ -69,10 +62,10 @@ extern const char virtio_net_args_usage[];
 int virtio_net_arg_parse(const char *value, struct virtio_net_arg *out, char *err, unsigned errlen);
 /* One hostfwd= value (without "hostfwd=") into *out. 0, or -EINVAL with a
  * message naming the value and the expected form in err. */
-int virtio_net_hostfwd_parse(const char *value, size_t len, struct virtio_net_hostfwd *out,
+int virtio_net_hostfwd_parse(const char *value, size_t len, struct net_hostfwd *out,
                              char *err, unsigned errlen);
 /* "tcp:0.0.0.0:3389-10.0.2.15:3389", for messages. */
-void virtio_net_hostfwd_format(const struct virtio_net_hostfwd *f, char *buf, size_t len);
+void virtio_net_hostfwd_format(const struct net_hostfwd *f, char *buf, size_t len);
 /* The MAC a NIC gets: mac= or the derived one. */
 void virtio_net_arg_mac(const struct virtio_net_arg *a, uint8_t mac[6]);
 /* What the packet backend (devices/net/net_backend.h) is to open for a;

@@ -5,61 +5,45 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpuid_table.h"
 #include "arch/x86/cpuid.h"
 
 #define MAX_NENT 64
 
 static struct kvm_cpuid2 *cpuid_alloc(void)
 {
-    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + MAX_NENT * sizeof(struct kvm_cpuid_entry2));
-    cr_assert_not_null(c);
-    return c;
-}
-
-static void add(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx, uint32_t eax, uint32_t ebx,
-                uint32_t ecx, uint32_t edx)
-{
-    struct kvm_cpuid_entry2 *e = &c->entries[c->nent++];
-    memset(e, 0, sizeof(*e));
-    e->function = fn;
-    e->index = idx;
-    e->eax = eax;
-    e->ebx = ebx;
-    e->ecx = ecx;
-    e->edx = edx;
-    if (fn == 4 || fn == 0xb || fn == 0x1f)
-        e->flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+    return cpuid_table(MAX_NENT);
 }
 
 /* Looks like a host with 8 threads/16 cores: values a guest must not see. */
 static struct kvm_cpuid2 *host_like(bool with_1f)
 {
     struct kvm_cpuid2 *c = cpuid_alloc();
-    add(c, 0x0, 0, with_1f ? 0x1f : 0xd, 0x756e6547, 0x6c65746e, 0x49656e69);
-    add(c, 0x1, 0, 0x000806f8, 0x2a100800 /* host APIC ID 0x2a, 16 logical */, 0x7ffafbff, 0x0f8bfbff);
+    cpuid_add(c, 0x0, 0, with_1f ? 0x1f : 0xd, 0x756e6547, 0x6c65746e, 0x49656e69);
+    cpuid_add(c, 0x1, 0, 0x000806f8, 0x2a100800 /* host APIC ID 0x2a, 16 logical */, 0x7ffafbff, 0x0f8bfbff);
     /* leaf 4: L1d (level 1, type 1), L1i, L2 (level 2), L3 (level 3), end */
-    add(c, 0x4, 0, 0xfc004121, 0x02c0003f, 0x3f, 0);
-    add(c, 0x4, 1, 0xfc004122, 0x01c0003f, 0x3f, 0);
-    add(c, 0x4, 2, 0xfc004143, 0x03c0003f, 0x7ff, 0);
-    add(c, 0x4, 3, 0xfc1fc163, 0x0380003f, 0xbfff, 4);
-    add(c, 0x4, 4, 0, 0, 0, 0);
+    cpuid_add(c, 0x4, 0, 0xfc004121, 0x02c0003f, 0x3f, 0);
+    cpuid_add(c, 0x4, 1, 0xfc004122, 0x01c0003f, 0x3f, 0);
+    cpuid_add(c, 0x4, 2, 0xfc004143, 0x03c0003f, 0x7ff, 0);
+    cpuid_add(c, 0x4, 3, 0xfc1fc163, 0x0380003f, 0xbfff, 4);
+    cpuid_add(c, 0x4, 4, 0, 0, 0, 0);
     /* leaf 0xB from the host: SMT x2, Core x16, end */
-    add(c, 0xb, 0, 1, 2, 0x100, 0x2a);
-    add(c, 0xb, 1, 6, 32, 0x201, 0x2a);
-    add(c, 0xb, 2, 0, 0, 2, 0x2a);
+    cpuid_add(c, 0xb, 0, 1, 2, 0x100, 0x2a);
+    cpuid_add(c, 0xb, 1, 6, 32, 0x201, 0x2a);
+    cpuid_add(c, 0xb, 2, 0, 0, 2, 0x2a);
     if (with_1f) {
         /* a host with a die level: four subleaves */
-        add(c, 0x1f, 0, 1, 2, 0x100, 0x2a);
-        add(c, 0x1f, 1, 6, 32, 0x201, 0x2a);
-        add(c, 0x1f, 2, 7, 64, 0x502, 0x2a);
-        add(c, 0x1f, 3, 0, 0, 3, 0x2a);
+        cpuid_add(c, 0x1f, 0, 1, 2, 0x100, 0x2a);
+        cpuid_add(c, 0x1f, 1, 6, 32, 0x201, 0x2a);
+        cpuid_add(c, 0x1f, 2, 7, 64, 0x502, 0x2a);
+        cpuid_add(c, 0x1f, 3, 0, 0, 3, 0x2a);
     }
-    add(c, 0x80000000, 0, 0x80000021, 0, 0, 0);
-    add(c, 0x80000008, 0, 0x3030, 0, 0x0000700f | (1u << 16), 0);
-    add(c, 0x8000001d, 0, 0x00004121, 0, 0, 0);   /* L1d, shared by 2 on the host */
-    add(c, 0x8000001d, 1, 0x0003c163, 0, 0, 0);   /* L3, shared by 16 on the host */
-    add(c, 0x8000001d, 2, 0, 0, 0, 0);
-    add(c, 0x8000001e, 0, 0, 0, 0, 0);
+    cpuid_add(c, 0x80000000, 0, 0x80000021, 0, 0, 0);
+    cpuid_add(c, 0x80000008, 0, 0x3030, 0, 0x0000700f | (1u << 16), 0);
+    cpuid_add(c, 0x8000001d, 0, 0x00004121, 0, 0, 0);   /* L1d, shared by 2 on the host */
+    cpuid_add(c, 0x8000001d, 1, 0x0003c163, 0, 0, 0);   /* L3, shared by 16 on the host */
+    cpuid_add(c, 0x8000001d, 2, 0, 0, 0, 0);
+    cpuid_add(c, 0x8000001e, 0, 0, 0, 0, 0);
     return c;
 }
 
@@ -250,7 +234,7 @@ Test(cpuid, refusals)
 
     /* A host offering only one 0xB subleaf: three are needed. */
     c = cpuid_alloc();
-    add(c, 0xb, 0, 0, 1, 0x100, 0);
+    cpuid_add(c, 0xb, 0, 0, 1, 0x100, 0);
     cr_assert_eq(cpuid_fixup(c, 2, &t, 0), -ENOSPC);
     free(c);
 }

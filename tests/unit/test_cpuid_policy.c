@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpuid_table.h"
 #include "arch/x86/cpuid_policy.h"
 
 #define MAX_NENT 64
@@ -15,46 +16,24 @@
 #define HV_BIT   (1u << 31)
 #define LEAF1_ECX 0x7ef8320bu   /* a host's leaf 1 ECX: bits 24 and 31 clear */
 
-static struct kvm_cpuid2 *table(unsigned room)
-{
-    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + room * sizeof(struct kvm_cpuid_entry2));
-    cr_assert_not_null(c);
-    return c;
-}
-
-static void add(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx, uint32_t eax, uint32_t ebx,
-                uint32_t ecx, uint32_t edx)
-{
-    struct kvm_cpuid_entry2 *e = &c->entries[c->nent++];
-    memset(e, 0, sizeof(*e));
-    e->function = fn;
-    e->index = idx;
-    e->eax = eax;
-    e->ebx = ebx;
-    e->ecx = ecx;
-    e->edx = edx;
-    if (fn == 4 || fn == 7 || fn == 0xb || fn == 0xd)
-        e->flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
-}
-
 /* Shaped like KVM_GET_SUPPORTED_CPUID on an Intel host: KVM's signature
  * and features at 0x40000000/1, the host's 0xB. */
 static struct kvm_cpuid2 *supported(void)
 {
-    struct kvm_cpuid2 *c = table(MAX_NENT);
-    add(c, 0x0, 0, 0xd, 0x756e6547, 0x6c65746e, 0x49656e69);
-    add(c, 0x1, 0, 0x000806f8, 0x2a100800, LEAF1_ECX, 0x1f8bfbff);
-    add(c, 0x4, 0, 0xfc004121, 0x02c0003f, 0x3f, 0);
-    add(c, 0x4, 1, 0, 0, 0, 0);
-    add(c, 0x7, 0, 0, 0x029c6fbf, 0x40000000, 0xbc000400);
-    add(c, 0xb, 0, 1, 2, 0x100, 0x2a);
-    add(c, 0xb, 1, 6, 32, 0x201, 0x2a);
-    add(c, 0xd, 0, 0x7, 0x340, 0x340, 0);
-    add(c, 0x40000000, 0, 0x40000001, 0x4b4d564b, 0x564b4d56, 0x4d);   /* "KVMKVMKVM" */
-    add(c, 0x40000001, 0, 0x01007afb, 0, 0, 0);
-    add(c, 0x80000000, 0, 0x80000008, 0, 0, 0);
-    add(c, 0x80000001, 0, 0, 0, 0x121, 0x2c100800);
-    add(c, 0x80000008, 0, 0x3030, 0, 0x7, 0);
+    struct kvm_cpuid2 *c = cpuid_table(MAX_NENT);
+    cpuid_add(c, 0x0, 0, 0xd, 0x756e6547, 0x6c65746e, 0x49656e69);
+    cpuid_add(c, 0x1, 0, 0x000806f8, 0x2a100800, LEAF1_ECX, 0x1f8bfbff);
+    cpuid_add(c, 0x4, 0, 0xfc004121, 0x02c0003f, 0x3f, 0);
+    cpuid_add(c, 0x4, 1, 0, 0, 0, 0);
+    cpuid_add(c, 0x7, 0, 0, 0x029c6fbf, 0x40000000, 0xbc000400);
+    cpuid_add(c, 0xb, 0, 1, 2, 0x100, 0x2a);
+    cpuid_add(c, 0xb, 1, 6, 32, 0x201, 0x2a);
+    cpuid_add(c, 0xd, 0, 0x7, 0x340, 0x340, 0);
+    cpuid_add(c, 0x40000000, 0, 0x40000001, 0x4b4d564b, 0x564b4d56, 0x4d);   /* "KVMKVMKVM" */
+    cpuid_add(c, 0x40000001, 0, 0x01007afb, 0, 0, 0);
+    cpuid_add(c, 0x80000000, 0, 0x80000008, 0, 0, 0);
+    cpuid_add(c, 0x80000001, 0, 0, 0, 0x121, 0x2c100800);
+    cpuid_add(c, 0x80000008, 0, 0x3030, 0, 0x7, 0);
     return c;
 }
 
@@ -114,7 +93,7 @@ static void check_leaf1(const struct kvm_cpuid2 *out, uint32_t apic_id, bool tsc
 
 static void build_and_check(bool tsc, bool hide)
 {
-    struct kvm_cpuid2 *in = supported(), *copy = table(MAX_NENT), *out = table(MAX_NENT);
+    struct kvm_cpuid2 *in = supported(), *copy = cpuid_table(MAX_NENT), *out = cpuid_table(MAX_NENT);
     const struct cpuid_policy p = { .topo = { 1, 4, 1 }, .tsc_deadline = tsc,
                                     .hide_hypervisor = hide };
 
@@ -155,7 +134,7 @@ Test(cpuid_policy, hide_range_bounds)
     const uint32_t funcs[] = { 0, 1, 0x3fffffff, 0x40000000, 0x40000001, 0x400000ff,
                                0x40000100, 0x80000000 };
     unsigned n = sizeof(funcs) / sizeof(funcs[0]);
-    struct kvm_cpuid2 *in = table(n), *out = table(n + CPUID_POLICY_ROOM);
+    struct kvm_cpuid2 *in = cpuid_table(n), *out = cpuid_table(n + CPUID_POLICY_ROOM);
     const struct cpuid_policy p = { .topo = { 1, 1, 1 }, .tsc_deadline = true,
                                     .hide_hypervisor = true };
 
@@ -182,11 +161,11 @@ Test(cpuid_policy, hide_range_bounds)
  * have nowhere to go and no entry appears. */
 Test(cpuid_policy, no_leaf1)
 {
-    struct kvm_cpuid2 *in = table(2), *out = table(2);
+    struct kvm_cpuid2 *in = cpuid_table(2), *out = cpuid_table(2);
     const struct cpuid_policy p = { .topo = { 1, 1, 1 }, .tsc_deadline = true };
 
-    add(in, 0x0, 0, 0x0, 0, 0, 0);
-    add(in, 0x80000000, 0, 0x80000000, 0, 0, 0);
+    cpuid_add(in, 0x0, 0, 0x0, 0, 0, 0);
+    cpuid_add(in, 0x80000000, 0, 0x80000000, 0, 0, 0);
     cr_assert_eq(cpuid_policy_build(out, 2, in, &p, 0), 0);
     cr_assert_eq(out->nent, 2);
     cr_assert_eq(memcmp(out->entries, in->entries, 2 * sizeof(in->entries[0])), 0);
@@ -196,7 +175,7 @@ Test(cpuid_policy, no_leaf1)
 
 Test(cpuid_policy, in_place)
 {
-    struct kvm_cpuid2 *c = supported(), *ref = table(MAX_NENT);
+    struct kvm_cpuid2 *c = supported(), *ref = cpuid_table(MAX_NENT);
     const struct cpuid_policy p = { .topo = { 1, 2, 2 }, .tsc_deadline = true,
                                     .hide_hypervisor = true };
 
@@ -212,7 +191,7 @@ Test(cpuid_policy, in_place)
 
 Test(cpuid_policy, no_room)
 {
-    struct kvm_cpuid2 *in = supported(), *out = table(MAX_NENT);
+    struct kvm_cpuid2 *in = supported(), *out = cpuid_table(MAX_NENT);
     const struct cpuid_policy p = { .topo = { 1, 1, 1 } };
 
     cr_assert_eq(cpuid_policy_build(out, in->nent - 1, in, &p, 0), -ENOSPC,
@@ -229,7 +208,7 @@ Test(cpuid_policy, no_room)
 
 Test(cpuid_policy, refusals)
 {
-    struct kvm_cpuid2 *in = supported(), *out = table(MAX_NENT);
+    struct kvm_cpuid2 *in = supported(), *out = cpuid_table(MAX_NENT);
     const struct cpuid_policy p = { .topo = { 2, 2, 1 } }, bad = { .topo = { 1, 0, 1 } };
 
     cr_assert_eq(cpuid_policy_build(out, MAX_NENT, in, &p, 4), -EINVAL, "index past 4 vCPUs");
@@ -245,7 +224,7 @@ Test(cpuid_policy, refusals)
 
 Test(cpuid_policy, table)
 {
-    struct kvm_cpuid2 *in = supported(), *out = NULL, *ref = table(MAX_NENT);
+    struct kvm_cpuid2 *in = supported(), *out = NULL, *ref = cpuid_table(MAX_NENT);
     const struct cpuid_policy p = { .topo = { 2, 3, 2 }, .hide_hypervisor = true };
 
     cr_assert_eq(cpuid_policy_table(in, &p, 7, &out), 0);
