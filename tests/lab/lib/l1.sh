@@ -4,6 +4,9 @@
 #   MINIVMM_SRC    the checkout (build/minivmm inside it)
 #   LAB_KERNEL     the Debian kernel (bzImage) for L2
 #   LAB_L2_INITRD  busybox initramfs for L2 (tests/lab/l2)
+#   LAB_L2_ISO     the El Torito EFI ISO (tests/lab/build-l2-iso): grub, the
+#                  L2 kernel and initramfs, a known data file; "" when it
+#                  could not be built (l2_iso_ready fails then)
 set -u
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
@@ -177,6 +180,18 @@ kvm_stats_snap() {
 kvm_stats_delta() {
     awk 'NR == FNR { b[$1] = $2; next }
          $2 ~ /^[0-9]+$/ && $2 - b[$1] != 0 { printf "%s %d\n", $1, $2 - b[$1] }' "$1" "$2"
+}
+
+# l2_iso_ready: the lab's ISO (LAB_L2_ISO) is there; sets what its builder
+# recorded beside it (LAB_L2_ISO.info): ISO_DATA_NAME (the data file in its
+# root), ISO_DATA_BYTES, ISO_DATA_SHA256, ISO_BYTES, ISO_SHA256
+l2_iso_ready() {
+    [ -n "${LAB_L2_ISO:-}" ] || fail "no LAB_L2_ISO: the harness could not build the ISO (tests/lab/build-l2-iso; its error is in the lab run's output)"
+    if [ ! -r "$LAB_L2_ISO" ] || [ ! -r "$LAB_L2_ISO.info" ]; then fail "cannot read $LAB_L2_ISO or its .info"; fi
+    # shellcheck disable=SC1090,SC1091
+    . "$LAB_L2_ISO.info"
+    if [ -z "${ISO_DATA_SHA256:-}" ] || [ -z "${ISO_SHA256:-}" ]; then fail "$LAB_L2_ISO.info lacks the hashes"; fi
+    note "ISO: $LAB_L2_ISO, $ISO_BYTES bytes, sha256 $ISO_SHA256; /$ISO_DATA_NAME sha256 $ISO_DATA_SHA256"
 }
 
 # vfio_group_free BDF: no process holds the device's /dev/vfio/GROUP (a VMM
