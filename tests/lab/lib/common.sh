@@ -6,8 +6,10 @@ LAB_CACHE=${LAB_CACHE:-/var/cache/minivmm-lab}
 LAB_KVER=${LAB_KVER:-6.12.117+deb12-amd64}
 # Modules L1 loads, in this order (lab-notes: the verified recipe).
 LAB_MODULES="irqbypass kvm ccp kvm-amd vfio vfio_iommu_type1 vfio-pci-core vfio-pci netfs 9pnet 9pnet_virtio 9p nvme-auth nvme-core nvme tun llc stp bridge"
-# Modules L2 guests may load (virtio disk/net, nvme), in dependency order.
-LAB_L2_MODULES="virtio_blk failover net_failover virtio_net nvme-auth nvme-core nvme qemu_fw_cfg crc16 crc32c_generic mbcache jbd2 ext4 uio uio_pci_generic"
+# Modules L2 guests may load (virtio disk/net, nvme, AHCI with its SATA disks
+# and ATAPI CD-ROMs, iso9660), in dependency order (modinfo -F depends on the
+# kernel's own modules; the jobs insmod them: l2/jobs/storage-common).
+LAB_L2_MODULES="virtio_blk failover net_failover virtio_net nvme-auth nvme-core nvme qemu_fw_cfg crc16 crc32c_generic mbcache jbd2 ext4 uio uio_pci_generic scsi_common scsi_mod libata libahci ahci sd_mod cdrom sr_mod isofs"
 LAB_QEMU_VERSION=10.0.13
 # The opt-in L1 kernel with iommufd (LAB_L1_KERNEL=iommufd): Debian's
 # linux-source-6.12 at this version (the stock kernel's own), configured by

@@ -4,6 +4,9 @@
 #   MINIVMM_SRC    the checkout (build/minivmm inside it)
 #   LAB_KERNEL     the Debian kernel (bzImage) for L2
 #   LAB_L2_INITRD  busybox initramfs for L2 (tests/lab/l2)
+#   LAB_L2_ISO     the El Torito EFI ISO (tests/lab/build-l2-iso): grub, the
+#                  L2 kernel and initramfs, a known data file; "" when it
+#                  could not be built (l2_iso_ready fails then)
 set -u
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
@@ -178,6 +181,85 @@ kvm_stats_delta() {
     awk 'NR == FNR { b[$1] = $2; next }
          $2 ~ /^[0-9]+$/ && $2 - b[$1] != 0 { printf "%s %d\n", $1, $2 - b[$1] }' "$1" "$2"
 }
+
+# l2_iso_ready: the lab's ISO (LAB_L2_ISO) is there; sets what its builder
+# recorded beside it (LAB_L2_ISO.info): ISO_DATA_NAME (the data file in its
+# root), ISO_DATA_BYTES, ISO_DATA_SHA256, ISO_BYTES, ISO_SHA256
+l2_iso_ready() {
+    [ -n "${LAB_L2_ISO:-}" ] || fail "no LAB_L2_ISO: the harness could not build the ISO (tests/lab/build-l2-iso; its error is in the lab run's output)"
+    if [ ! -r "$LAB_L2_ISO" ] || [ ! -r "$LAB_L2_ISO.info" ]; then fail "cannot read $LAB_L2_ISO or its .info"; fi
+    # shellcheck disable=SC1090,SC1091
+    . "$LAB_L2_ISO.info"
+    if [ -z "${ISO_DATA_SHA256:-}" ] || [ -z "${ISO_SHA256:-}" ]; then fail "$LAB_L2_ISO.info lacks the hashes"; fi
+    note "ISO: $LAB_L2_ISO, $ISO_BYTES bytes, sha256 $ISO_SHA256; /$ISO_DATA_NAME sha256 $ISO_DATA_SHA256"
+}
+
+# peer_ovmf VARS: the peer's stock OVMF as two pflash drives (CODE read-only,
+# VARS a fresh copy of OVMF_VARS at the path VARS), in the array peer_fw
+peer_ovmf() {
+    cp "$OVMF_VARS" "$1" || fail "cannot copy $OVMF_VARS to $1"
+    peer_fw=(-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
+             -drive "if=pflash,format=raw,file=$1")
+}
+
+# make_esp IMG LABEL ARGS: a 96 MiB EFI system partition (FAT32, no partition
+# table) with volume label LABEL holding the L2 kernel (vmlinuz.efi), the L2
+# initramfs (initrd.img) and a startup.nsh (kept as IMG without .img plus
+# -startup.nsh) that OVMF's shell runs: the kernel through its EFI stub with
+# "console=ttyS0 initrd=\initrd.img ARGS"
+make_esp() {
+    local img=$1 label=$2 args=$3 nsh=${1%.img}-startup.nsh
+    rm -f "$img"
+    truncate -s 96M "$img" || fail "cannot create $img"
+    mkfs.vfat -F 32 -n "$label" "$img" > /dev/null || fail "mkfs.vfat $img failed"
+    mcopy -i "$img" "$LAB_KERNEL" ::vmlinuz.efi || fail "mcopy the kernel failed"
+    mcopy -i "$img" "$LAB_L2_INITRD" ::initrd.img || fail "mcopy the initramfs failed"
+    printf 'fs0:\r\n\\vmlinuz.efi console=ttyS0 initrd=\\initrd.img %s\r\n' "$args" > "$nsh"
+    mcopy -i "$img" "$nsh" ::startup.nsh || fail "mcopy startup.nsh failed"
+    note "ESP $(basename "$img"): $(mdir -i "$img" -b :: | tr '\n' ' ')"
+}
+
+# l2_boot NAME SECS CMD...: runs CMD (a VMM whose guest writes its serial
+# console to $LAB_OUT/NAME-serial.log; CMD's stdout and stderr go to
+# $LAB_OUT/NAME.log) until the guest powers off, at most SECS seconds. Sets
+# t_init (seconds to the "L2-MARKER: init ok" line, "" if it never came),
+# secs (seconds to the VMM's exit) and rc (its exit status, or "killed" when
+# it had to be stopped); prints the guest's L2-MARKER lines.
+l2_boot() {
+    local name=$1 max=$2 pid t0 serial=$LAB_OUT/$1-serial.log
+    shift 2
+    : > "$serial"   # empty, and there even when the VMM refuses to start
+    t0=$(date +%s.%N)
+    "$@" > "$LAB_OUT/$name.log" 2>&1 < /dev/null &
+    pid=$!
+    t_init=""
+    for _ in $(seq $((max * 2))); do
+        [ -z "$t_init" ] && grep -qa 'L2-MARKER: init ok' "$serial" 2>/dev/null && t_init=$(since "$t0")
+        grep -qa 'L2-MARKER: powering off' "$serial" 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    [ -z "$t_init" ] && grep -qa 'L2-MARKER: init ok' "$serial" 2>/dev/null && t_init=$(since "$t0")
+    # after the power-off marker: the VMM's own exit (up to 60 s)
+    if grep -qa 'L2-MARKER: powering off' "$serial" 2>/dev/null; then
+        for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    fi
+    secs=$(since "$t0")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill_vmm "$pid"; wait "$pid" 2>/dev/null; rc=killed
+    else
+        wait "$pid"; rc=$?
+    fi
+    note "$name: init marker after ${t_init:-(never)} s, exited $rc after $secs s"
+    grep -a 'L2-MARKER' "$serial" 2>/dev/null | tr -d '\r' | sed "s/^/    $name: /"
+}
+
+# not_built NAME: minivmm's refusal at start of a device this build lacks
+# (devices/block/disk_args.c), from $LAB_OUT/NAME.log; "" when none
+not_built() { grep -a 'is not built into this minivmm' "$LAB_OUT/$1.log" 2>/dev/null | head -1; }
+
+# ratio A B: A / B to two places ("n/a" when B is 0 or either is empty)
+ratio() { echo "${1:-0} ${2:-0}" | awk '{ if ($2 > 0 && $1 > 0) printf "%.2f", $1 / $2; else print "n/a" }'; }
 
 # vfio_group_free BDF: no process holds the device's /dev/vfio/GROUP (a VMM
 # that exited released it); waits up to 10 s
