@@ -1122,8 +1122,8 @@ static void eng_complete(void *opaque, unsigned q, uint64_t tag, int64_t result)
 
 static void eng_round_end(void *opaque, unsigned q)
 {
-    (void)q;
-    publish(opaque);
+    if (q == 0)   /* called for every queue of the (one) thread */
+        publish(opaque);
 }
 
 static void eng_stop(void *opaque, unsigned q)
@@ -1344,8 +1344,11 @@ static void doorbell_write(struct nvme *c, uint64_t off, uint32_t v)
             aer_raise(c, AEV_DB_REG);
             return;
         }
-        if (v >= size) {
-            log_guest_once(COMP, "%s: CQ %u head doorbell %u (%u entries)", c->name, qid, v, size);
+        /* §3.1.25: past the queue, or past the entries posted */
+        uint32_t old = atomic_load(&cq->head), tail = atomic_load(&cq->tail);
+        if (v >= size || (v + size - old) % size > (tail + size - old) % size) {
+            log_guest_once(COMP, "%s: CQ %u head doorbell %u (%u entries, head %u, tail %u)",
+                           c->name, qid, v, size, old, tail);
             aer_raise(c, AEV_DB_VALUE);
             return;
         }

@@ -681,3 +681,18 @@ Test(nvme, boot_path_and_attach)
     cr_assert_str_eq(buf, "/pci@i0cf8/nvme@b/namespace@1,0");
     pcidev_list_destroy(&l);
 }
+
+Test(nvme, cq_head_past_the_tail_is_an_event)
+{
+    ctl_up("");
+    enable();
+    struct nvme_sqe aer = { .opc = NVME_ADM_AER };
+    submit(0, &aer);
+    cr_assert_eq(identify(1, 0, DATA), 0);   /* one entry posted and consumed */
+    wr(0x1004, 4, qs[0].head + 3);          /* three more than were posted */
+    struct nvme_cqe c;
+    cr_assert(poll_cqe(0, &c, 5000, true));
+    cr_assert_eq(c.cid, aer.cid);
+    cr_assert_eq((c.dw0 >> 8) & 0xFF, 1, "invalid doorbell write value");
+    cr_assert_eq(identify(1, 0, DATA), 0, "the head was not moved");
+}
