@@ -39,11 +39,18 @@
  * state only while the engine is stopped (reset).
  *
  * Doorbells and ioeventfds: an NVMe doorbell carries a value (the new
- * tail) and a KVM ioeventfd without datamatch drops it, so the tail
- * doorbells are not ioeventfds here: each write exits, the value is
- * stored and the queue's eventfd (what the engine thread waits on) is
- * written. Without exits needs the shadow doorbells of Doorbell Buffer
- * Config (§5.7, OACS bit 8); not done.
+ * tail) and a KVM ioeventfd without datamatch drops it. So a tail
+ * doorbell exits (the value stored, the queue's eventfd -- what the engine
+ * thread waits on -- written) until the host sets up shadow doorbells
+ * with Doorbell Buffer Config (§5.7, OACS bit 8; Linux's nvme does, for
+ * its I/O queues): from then on the I/O SQ tail doorbells are KVM
+ * ioeventfds on the SQs' eventfds (vmm/ioeventfd.h), the tail is read from
+ * the shadow buffer when the engine thread takes the queue, and the
+ * EventIdx buffer tells the host how far the device has read (so it rings
+ * only when the device may be waiting). An I/O SQ doorbell write that
+ * still exits is forwarded to the same eventfd. The admin queue and every
+ * CQ head doorbell keep exiting (Windows' stornvme has no shadow
+ * doorbells: its doorbells exit).
  *
  * Completions (§4.6): the CQE's first 12 bytes, then the dword holding
  * the phase tag, so a driver polling the phase never sees a half entry. A
@@ -75,10 +82,12 @@
 #include "vmm/bus.h"
 #include "vmm/dev_env.h"
 #include "vmm/gm.h"
+#include "vmm/ioeventfd.h"
 #include "vmm/irq.h"
 #include "vmm/log.h"
 
 #define COMP "nvme"
+#define ADM_DBBUF  0x7C   /* Doorbell Buffer Config (§5.7) */
 
 /* registers */
 #define REG_CAP    0x00
@@ -155,6 +164,7 @@ struct nvme_sq {
     struct nvme_slot *slots;    /* NVME_DEPTH */
     int free_head;
     unsigned inflight;          /* slots in use */
+    bool shadow;                /* tail from the shadow doorbell buffer */
     bool deleting;
     struct nvme_slot *del_slot; /* the Delete I/O SQ command waiting */
 };
@@ -166,6 +176,7 @@ struct nvme_cq {
     uint64_t base;
     uint16_t iv;
     bool ien, phase, notify;
+    bool shadow;                /* head also from the shadow doorbell buffer */
     unsigned nr_sq;             /* SQs using it */
     struct nvme_slot *held, **held_tail;
     _Atomic bool has_held;
@@ -217,6 +228,13 @@ struct nvme {
     struct nvme_slot *aer[NVME_AERL + 1];
     unsigned nr_aer;
     _Atomic uint32_t aev_pending;    /* bit per AEV_* */
+    /* shadow doorbells (the engine thread; cleared by a reset) */
+    uint64_t dbs, eis;          /* Doorbell Buffer Config: PRP1, PRP2 */
+    _Atomic bool dbbuf_on;
+    /* ioeventfds on the I/O SQ tail doorbells (ioev_lock) */
+    pthread_mutex_t ioev_lock;
+    uint64_t ioev_bar;          /* where they are assigned, PCI_BAR_UNMAPPED if not */
+    uint32_t ioev_len[NVME_NR_QUEUES];   /* 0 (any length) or 4; ~0 not assigned */
     uint32_t aev_masked;        /* an error event reported, until its log is read */
 };
 
@@ -393,6 +411,50 @@ static const struct pci_irq_ops nvme_msix_ops = {
     .unroute = nvme_msix_unroute, .pending = nvme_msix_pending,
 };
 
+/* ---- ioeventfds (shadow doorbells on) ---- */
+
+#define IOEV_NONE (~0u)
+
+static void ioev_off_locked(struct nvme *c)
+{
+    if (c->ioev_bar == PCI_BAR_UNMAPPED)
+        return;
+    for (unsigned q = 1; q < NVME_NR_QUEUES; q++) {
+        if (c->ioev_len[q] == IOEV_NONE)
+            continue;
+        ioeventfd_deassign(c->vm.vm_fd, c->sq[q].efd, c->ioev_bar + NVME_DB_OFF + 8 * q,
+                           c->ioev_len[q], false, NULL);
+        c->ioev_len[q] = IOEV_NONE;
+    }
+    c->ioev_bar = PCI_BAR_UNMAPPED;
+}
+
+/* Assign them at BAR0's address bar (PCI_BAR_UNMAPPED: none) if the host
+ * has shadow doorbells; KVM then signals the SQs' eventfds itself. */
+static void ioev_update(struct nvme *c, uint64_t bar)
+{
+    pthread_mutex_lock(&c->ioev_lock);
+    bool want = atomic_load(&c->dbbuf_on) && bar != PCI_BAR_UNMAPPED && c->vm.vm_fd >= 0;
+    if (!want || c->ioev_bar != bar)
+        ioev_off_locked(c);
+    if (want && c->ioev_bar == PCI_BAR_UNMAPPED) {
+        c->ioev_bar = bar;
+        for (unsigned q = 1; q < NVME_NR_QUEUES; q++) {
+            uint64_t a = bar + NVME_DB_OFF + 8 * q;
+            /* any length first (KVM's fast MMIO path), then the dword */
+            if (ioeventfd_assign(c->vm.vm_fd, c->sq[q].efd, a, 0, false, NULL) == 0) {
+                c->ioev_len[q] = 0;
+            } else if (ioeventfd_assign(c->vm.vm_fd, c->sq[q].efd, a, 4, false, NULL) == 0) {
+                c->ioev_len[q] = 4;
+            } else {
+                log_warn(COMP, "%s: no ioeventfd for SQ %u's doorbell at 0x%" PRIx64 "; it "
+                         "takes the slower exit path", c->name, q, a);
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->ioev_lock);
+}
+
 /* ---- queues and completions (the engine thread) ---- */
 
 static void slots_init(struct nvme_sq *sq)
@@ -420,6 +482,27 @@ static struct nvme_slot *slot_alloc(struct nvme_sq *sq)
 static void process_sq(struct nvme *c, unsigned qid);
 static void post_done(struct nvme *c, struct nvme_slot *s);
 
+static void aer_raise(struct nvme *c, unsigned info);
+
+/* §5.7: the CQ head the host put in the shadow buffer (checked as the
+ * doorbell is), and the EventIdx set to it so the host rings once it
+ * moves on. */
+static void cq_shadow_head(struct nvme *c, unsigned qid)
+{
+    struct nvme_cq *cq = &c->cq[qid];
+    uint32_t v, size = atomic_load(&cq->size);
+    uint32_t old = atomic_load(&cq->head), tail = atomic_load(&cq->tail);
+
+    if (gm_read(c->vm.env->gm, c->dbs + 8ULL * qid + 4, &v, 4))
+        return;
+    if (v >= size || (v + size - old) % size > (tail + size - old) % size) {
+        aer_raise(c, 1);
+        return;
+    }
+    atomic_store(&cq->head, v);
+    gm_write(c->vm.env->gm, c->eis + 8ULL * qid + 4, &v, 4);
+}
+
 /* Write one CQE; false when the CQ is full (§4.6: tail + 1 == head). */
 static bool cq_post(struct nvme *c, struct nvme_cq *cq, const struct nvme_slot *s)
 {
@@ -428,6 +511,8 @@ static bool cq_post(struct nvme *c, struct nvme_cq *cq, const struct nvme_slot *
 
     if (!size)
         return true;   /* no queue: nowhere to say it */
+    if ((tail + 1) % size == atomic_load(&cq->head) && cq->shadow)
+        cq_shadow_head(c, (unsigned)(cq - c->cq));
     if ((tail + 1) % size == atomic_load(&cq->head))
         return false;
     uint8_t *p = gm_ptr(c->vm.env->gm, cq->base + (uint64_t)tail * NVME_CQE_SIZE, NVME_CQE_SIZE);
@@ -587,7 +672,7 @@ static void identify_ctrl(struct nvme *c, uint8_t *b)
     b[77] = NVME_MDTS;                           /* MDTS */
     put_le(b + 80, NVME_VS, 4);                  /* VER */
     b[111] = 1;                                  /* CNTRLTYPE: I/O controller */
-    put_le(b + 256, 0, 2);                       /* OACS: no optional admin commands */
+    put_le(b + 256, 1u << 8, 2);                 /* OACS: Doorbell Buffer Config */
     b[258] = 3;                                  /* ACL */
     b[259] = NVME_AERL;                          /* AERL */
     b[260] = 0x03;                               /* FRMW: 1 slot, read-only */
@@ -836,6 +921,7 @@ static uint16_t admin_create_cq(struct nvme *c, const struct nvme_sqe *e)
     cq->phase = true;
     cq->notify = false;
     cq->nr_sq = 0;
+    cq->shadow = atomic_load(&c->dbbuf_on);
     cq->held = NULL;
     cq->held_tail = &cq->held;
     atomic_store(&cq->has_held, false);
@@ -864,6 +950,7 @@ static uint16_t admin_create_sq(struct nvme *c, const struct nvme_sqe *e)
     sq->cqid = p.cqid;
     sq->deleting = false;
     sq->del_slot = NULL;
+    sq->shadow = atomic_load(&c->dbbuf_on);
     slots_init(sq);
     c->cq[p.cqid].nr_sq++;
     efd_drain(sq->efd);
@@ -908,6 +995,42 @@ static uint16_t admin_delete_cq(struct nvme *c, const struct nvme_sqe *e)
     return NVME_SC_SUCCESS;
 }
 
+/* §5.7 Doorbell Buffer Config: PRP1 the shadow doorbells, PRP2 the
+ * EventIdx buffer, a page each. Queues created before and after use them
+ * (I/O queues only: the admin queue's doorbells keep exiting). */
+static uint16_t admin_dbbuf(struct nvme *c, const struct nvme_sqe *e)
+{
+    const struct gm *g = c->vm.env->gm;
+
+    if ((e->prp1 | e->prp2) & (NVME_PAGE - 1) || !gm_ptr(g, e->prp1, NVME_PAGE) ||
+        !gm_ptr(g, e->prp2, NVME_PAGE))
+        return NVME_SC_INVALID_FIELD | NVME_DNR;
+    c->dbs = e->prp1;
+    c->eis = e->prp2;
+    for (unsigned q = 1; q < NVME_NR_QUEUES; q++) {
+        struct nvme_sq *sq = &c->sq[q];
+        struct nvme_cq *cq = &c->cq[q];
+        if (atomic_load(&sq->size)) {
+            sq->shadow = true;
+            uint32_t t = atomic_load(&sq->tail);
+            gm_write(g, c->dbs + 8ULL * q, &t, 4);
+            gm_write(g, c->eis + 8ULL * q, &sq->head, 4);
+        }
+        if (atomic_load(&cq->size)) {
+            cq->shadow = true;
+            uint32_t h = atomic_load(&cq->head);
+            gm_write(g, c->dbs + 8ULL * q + 4, &h, 4);
+            gm_write(g, c->eis + 8ULL * q + 4, &h, 4);
+        }
+    }
+    atomic_store(&c->dbbuf_on, true);
+    pthread_mutex_lock(&c->ioev_lock);
+    uint64_t bar = c->bar_addr;
+    pthread_mutex_unlock(&c->ioev_lock);
+    ioev_update(c, bar);
+    return NVME_SC_SUCCESS;
+}
+
 static void admin_cmd(struct nvme *c, struct nvme_slot *s, const struct nvme_sqe *e)
 {
     uint16_t st;
@@ -939,6 +1062,9 @@ static void admin_cmd(struct nvme *c, struct nvme_slot *s, const struct nvme_sqe
     case NVME_ADM_DELETE_SQ:
         if (!admin_delete_sq(c, s, e, &st))
             return;
+        break;
+    case ADM_DBBUF:
+        st = admin_dbbuf(c, e);
         break;
     case NVME_ADM_ABORT:
         s->dw0 = 1;   /* §5.1: bit 0 set, the command was not aborted */
@@ -1041,6 +1167,27 @@ static void io_cmd(struct nvme *c, unsigned qid, struct nvme_slot *s, const stru
     }
 }
 
+/* §5.7: the tail in the shadow buffer (checked as a doorbell write is);
+ * the EventIdx first says how far the device has read, so a host that
+ * writes the shadow after this read rings the doorbell. */
+static uint32_t sq_shadow_tail(struct nvme *c, unsigned qid, uint32_t size)
+{
+    struct nvme_sq *sq = &c->sq[qid];
+    uint32_t t;
+
+    gm_write(c->vm.env->gm, c->eis + 8ULL * qid, &sq->head, 4);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (gm_read(c->vm.env->gm, c->dbs + 8ULL * qid, &t, 4))
+        return sq->head;
+    if (t >= size) {
+        log_guest_once(COMP, "%s: SQ %u shadow tail %u (%u entries)", c->name, qid, t, size);
+        aer_raise(c, 1);
+        return sq->head;
+    }
+    atomic_store(&sq->tail, t);
+    return t;
+}
+
 /* Take the SQ's new entries (up to the tail the host rang), each read once. */
 static void process_sq(struct nvme *c, unsigned qid)
 {
@@ -1056,6 +1203,8 @@ static void process_sq(struct nvme *c, unsigned qid)
         return;
     for (;;) {
         uint32_t tail = atomic_load(&sq->tail);
+        if (sq->shadow && sq->head == tail)
+            tail = sq_shadow_tail(c, qid, size);
         if (sq->head == tail || tail >= size)
             break;
         if (sq->free_head < 0)
@@ -1148,6 +1297,7 @@ static void queues_clear(struct nvme *c)
         atomic_store(&sq->tail, 0);
         sq->head = 0;
         sq->deleting = false;
+        sq->shadow = false;
         sq->del_slot = NULL;
         if (sq->slots)
             slots_init(sq);
@@ -1159,8 +1309,11 @@ static void queues_clear(struct nvme *c)
         cq->held_tail = &cq->held;
         atomic_store(&cq->has_held, false);
         cq->notify = false;
+        cq->shadow = false;
         cq->nr_sq = 0;
     }
+    atomic_store(&c->dbbuf_on, false);
+    c->dbs = c->eis = 0;
     c->nr_aer = 0;
     atomic_store(&c->aev_pending, 0);
     c->aev_masked = 0;
@@ -1182,6 +1335,7 @@ static void ctrl_reset_locked(struct nvme *c)
         c->engine_on = false;
     }
     queues_clear(c);
+    ioev_update(c, PCI_BAR_UNMAPPED);   /* doorbells exit again */
     atomic_store(&c->resetting, false);
     atomic_store(&c->csts, 0);
     atomic_store(&c->intms, 0);
@@ -1360,6 +1514,10 @@ static void doorbell_write(struct nvme *c, uint64_t off, uint32_t v)
     }
     struct nvme_sq *sq = &c->sq[qid];
     uint32_t size = atomic_load(&sq->size);
+    if (qid && atomic_load(&c->dbbuf_on)) {
+        efd_signal(sq->efd);   /* as the ioeventfd would: the shadow has the tail */
+        return;
+    }
     if (!size) {
         aer_raise(c, AEV_DB_REG);
         return;
@@ -1464,8 +1622,11 @@ static void nvme_bar_map(struct pci_device *d, unsigned bar, uint64_t addr)
     if (bar != 0)
         return;
     if (c->bar_addr != PCI_BAR_UNMAPPED) {
+        ioev_update(c, PCI_BAR_UNMAPPED);
         bus_unregister(c->vm.env->mmio, c->bar_addr);
+        pthread_mutex_lock(&c->ioev_lock);
         c->bar_addr = PCI_BAR_UNMAPPED;
+        pthread_mutex_unlock(&c->ioev_lock);
     }
     if (addr == PCI_BAR_UNMAPPED)
         return;
@@ -1474,7 +1635,10 @@ static void nvme_bar_map(struct pci_device *d, unsigned bar, uint64_t addr)
                        c->name, addr);
         return;
     }
+    pthread_mutex_lock(&c->ioev_lock);
     c->bar_addr = addr;
+    pthread_mutex_unlock(&c->ioev_lock);
+    ioev_update(c, addr);
 }
 
 static void nvme_cfg_written(struct pci_device *d, uint32_t off, unsigned len, uint32_t old)
@@ -1570,6 +1734,7 @@ void nvme_destroy(struct nvme *c)
         blk_image_close(&c->img);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->intx_lock);
+    pthread_mutex_destroy(&c->ioev_lock);
     free(c);
 }
 
@@ -1587,6 +1752,10 @@ int nvme_create(const struct nvme_vm *vm, const struct disk_arg *arg, unsigned i
     c->intx_gsi = -1;
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->intx_lock, NULL);
+    pthread_mutex_init(&c->ioev_lock, NULL);
+    c->ioev_bar = PCI_BAR_UNMAPPED;
+    for (unsigned q = 0; q < NVME_NR_QUEUES; q++)
+        c->ioev_len[q] = IOEV_NONE;
     for (unsigned v = 0; v < NVME_NR_VECTORS; v++) {
         c->vec_fd[v] = -1;
         c->vec_gsi[v] = -1;
@@ -1721,8 +1890,11 @@ void nvme_unplug(struct nvme *c)
         c->bus = NULL;
     }
     if (c->bar_addr != PCI_BAR_UNMAPPED) {
+        ioev_update(c, PCI_BAR_UNMAPPED);
         bus_unregister(c->vm.env->mmio, c->bar_addr);
+        pthread_mutex_lock(&c->ioev_lock);
         c->bar_addr = PCI_BAR_UNMAPPED;
+        pthread_mutex_unlock(&c->ioev_lock);
     }
     if (!c->engine)
         return;

@@ -696,3 +696,52 @@ Test(nvme, cq_head_past_the_tail_is_an_event)
     cr_assert_eq((c.dw0 >> 8) & 0xFF, 1, "invalid doorbell write value");
     cr_assert_eq(identify(1, 0, DATA), 0, "the head was not moved");
 }
+
+/* §5.7: with shadow doorbells the tail comes from the shadow buffer (the
+ * doorbell write, an ioeventfd in a VM, only wakes the engine) and the
+ * EventIdx says how far the device read. */
+Test(nvme, shadow_doorbells)
+{
+    const uint64_t dbs = 0xA0000, eis = 0xA1000;
+    ctl_up("");
+    enable();
+    uint8_t id[4096];
+    cr_assert_eq(identify(1, 0, DATA), 0);
+    cr_assert_eq(gm_read(&gm, DATA, id, sizeof(id)), 0);
+    cr_assert(id[257] & 1, "OACS: Doorbell Buffer Config");
+    zero_guest(dbs, 0x2000);
+    cr_assert_eq(cmd(0, (struct nvme_sqe){ .opc = 0x7C, .prp1 = dbs + 8, .prp2 = eis }, NULL),
+                 NVME_SC_INVALID_FIELD);
+    cr_assert_eq(cmd(0, (struct nvme_sqe){ .opc = 0x7C, .prp1 = dbs, .prp2 = eis }, NULL), 0);
+    io_queues(1);
+    for (unsigned i = 0; i < 3; i++) {
+        struct nvme_sqe e = { .opc = NVME_CMD_READ, .nsid = 1, .prp1 = DATA, .cdw10 = i,
+                              .cid = (uint16_t)(0x500 + i) };
+        cr_assert_eq(gm_write(&gm, IOSQ(1) + 64ULL * i, &e, 64), 0);
+    }
+    uint32_t t = 3;
+    cr_assert_eq(gm_write(&gm, dbs + 8, &t, 4), 0);
+    wr(0x1008, 4, 0xFFFF);   /* the value is not the tail any more */
+    struct nvme_cqe c;
+    for (unsigned i = 0; i < 3; i++) {
+        cr_assert(poll_cqe(1, &c, 5000, false), "completion %u", i);
+        cr_assert_eq(c.cid, 0x500 + i);
+        cr_assert_eq(st_of(&c), 0);
+    }
+    uint32_t ei;
+    cr_assert_eq(gm_read(&gm, eis + 8, &ei, 4), 0);
+    cr_assert_eq(ei, 3, "EventIdx: read up to the tail");
+    /* a shadow tail past the queue is refused like a doorbell value */
+    t = 1000;
+    cr_assert_eq(gm_write(&gm, dbs + 8, &t, 4), 0);
+    wr(0x1008, 4, 0);
+    cr_assert_not(poll_cqe(1, &c, 200, false));
+    cr_assert_eq(rd(0x1C, 4) & 3, 1, "still ready");
+    /* a reset forgets the buffers: doorbells carry the tail again */
+    wr(0x14, 4, 6u << 16 | 4u << 20);
+    cr_assert(wait_csts(1, 0));
+    memset(qs, 0, sizeof(qs));
+    enable();
+    io_queues(1);
+    cr_assert_eq(rw(1, NVME_CMD_READ, 0, 1, DATA, 0, 0), 0);
+}
