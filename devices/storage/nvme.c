@@ -686,7 +686,7 @@ static void identify_ctrl(struct nvme *c, uint8_t *b)
     put_le(b + 516, 1, 4);                       /* NN */
     put_le(b + 520, (c->ns.dsm ? 1u << 2 : 0) | (c->ns.write_zeroes ? 1u << 3 : 0), 2);
     b[525] = 0x07;                               /* VWC present, NSID FFFFFFFFh flush */
-    put_le(b + 536, 0, 4);                       /* SGLS: none */
+    put_le(b + 536, 0x1, 4);                     /* SGLS: NVM commands, no alignment */
     snprintf(sub, sizeof(sub), "nqn.2014-08.org.nvmexpress:%04x%04x%-20s%-40s",
              NVME_VENDOR_ID, 0x1AF4, c->serial, "minivmm NVMe Ctrl");
     memcpy(b + 768, sub, strlen(sub));           /* SUBNQN */
@@ -1105,7 +1105,7 @@ static void io_cmd(struct nvme *c, unsigned qid, struct nvme_slot *s, const stru
     switch (io.op) {
     case NVME_IO_READ:
     case NVME_IO_WRITE:
-        st = nvme_prp_map(c->vm.env->gm, e->prp1, e->prp2, io.len, s->iov, NVME_MAX_IOV, &n);
+        st = nvme_data_map(c->vm.env->gm, e, io.len, s->iov, NVME_MAX_IOV, &n);
         if (st) {
             complete_now(c, s, st);
             return;
@@ -1134,8 +1134,8 @@ static void io_cmd(struct nvme *c, unsigned qid, struct nvme_slot *s, const stru
             complete_now(c, s, NVME_SC_SUCCESS);
             return;
         }
-        st = nvme_prp_map(c->vm.env->gm, e->prp1, e->prp2, io.nr_ranges * sizeof(d[0]), s->iov,
-                          NVME_MAX_IOV, &n);
+        st = nvme_data_map(c->vm.env->gm, e, io.nr_ranges * sizeof(d[0]), s->iov, NVME_MAX_IOV,
+                           &n);
         if (st) {
             complete_now(c, s, st);
             return;

@@ -2,6 +2,7 @@
 #include "devices/storage/nvme_cmd.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "vmm/gm.h"
 
@@ -97,6 +98,117 @@ done:
     return NVME_SC_SUCCESS;
 }
 
+/* ---- SGLs (NVMe 1.4 §4.4) ---- */
+
+#define SGL_DATA_BLOCK   0x0
+#define SGL_SEGMENT      0x2
+#define SGL_LAST_SEGMENT 0x3
+
+struct sgl_desc {
+    uint64_t addr;
+    uint32_t len;
+    uint8_t rsvd[3];
+    uint8_t type;   /* type 7:4, subtype 3:0 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct sgl_desc) == 16, "SGL descriptor is 16 bytes");
+
+/* A data block, a page at a time (as the host's memory is laid out). */
+static uint16_t sgl_data(const struct gm *gm, uint64_t addr, uint64_t n, struct iovec *iov,
+                         unsigned max_iov, unsigned *cnt)
+{
+    while (n) {
+        uint64_t chunk = NVME_PAGE - (addr & (NVME_PAGE - 1));
+        if (chunk > n)
+            chunk = n;
+        uint16_t st = prp_add(gm, addr, chunk, iov, max_iov, cnt);
+        if (st)
+            return st;
+        addr += chunk;
+        n -= chunk;
+    }
+    return NVME_SC_SUCCESS;
+}
+
+uint16_t nvme_sgl_map(const struct gm *gm, const uint8_t sgl1[16], uint64_t len,
+                      struct iovec *iov, unsigned max_iov, unsigned *niov)
+{
+    struct sgl_desc d;
+    uint64_t done = 0, seg = 0, seg_n = 0;   /* the segment being read: where, entries left */
+    bool last_seg = false;
+    unsigned cnt = 0, walked = 0;
+    uint16_t st;
+
+    *niov = 0;
+    if (len == 0)
+        return NVME_SC_INVALID_FIELD | NVME_DNR;
+    memcpy(&d, sgl1, sizeof(d));
+    for (;;) {
+        if (++walked > NVME_SGL_MAX_DESC)
+            return NVME_SC_SGL_COUNT_INVALID | NVME_DNR;
+        if (d.type & 0x0F)
+            return NVME_SC_SGL_TYPE_INVALID | NVME_DNR;
+        switch (d.type >> 4) {
+        case SGL_DATA_BLOCK:
+            if (d.len > len - done)
+                return NVME_SC_SGL_LEN_INVALID | NVME_DNR;
+            if (d.len) {
+                st = sgl_data(gm, d.addr, d.len, iov, max_iov, &cnt);
+                if (st)
+                    return st;
+                done += d.len;
+            }
+            break;
+        case SGL_SEGMENT:
+        case SGL_LAST_SEGMENT:
+            /* only as a segment's last entry (or SGL1), never in a last segment */
+            if (seg_n || last_seg)
+                return NVME_SC_SGL_SEG_INVALID | NVME_DNR;
+            if (d.len == 0 || d.len % sizeof(d))
+                return NVME_SC_SGL_SEG_INVALID | NVME_DNR;
+            if (!gm_ptr(gm, d.addr, d.len))
+                return NVME_SC_DATA_XFER_ERROR | NVME_DNR;
+            last_seg = (d.type >> 4) == SGL_LAST_SEGMENT;
+            seg = d.addr;
+            seg_n = d.len / sizeof(d);
+            break;
+        default:   /* bit bucket (SGLS bit 16 clear), keyed, transport */
+            return NVME_SC_SGL_TYPE_INVALID | NVME_DNR;
+        }
+        if (!seg_n)
+            break;   /* a data block as SGL1, or the end of the last segment */
+        if (gm_read(gm, seg, &d, sizeof(d)))
+            return NVME_SC_DATA_XFER_ERROR | NVME_DNR;
+        seg += sizeof(d);
+        seg_n--;
+        if (!seg_n && !last_seg && (d.type >> 4) != SGL_SEGMENT &&
+            (d.type >> 4) != SGL_LAST_SEGMENT) {
+            /* a Segment's last entry must lead on (§4.4: a Segment is
+             * never the last one) */
+            return NVME_SC_SGL_SEG_INVALID | NVME_DNR;
+        }
+    }
+    if (done != len)
+        return NVME_SC_SGL_LEN_INVALID | NVME_DNR;
+    *niov = cnt;
+    return NVME_SC_SUCCESS;
+}
+
+uint16_t nvme_data_map(const struct gm *gm, const struct nvme_sqe *c, uint64_t len,
+                       struct iovec *iov, unsigned max_iov, unsigned *niov)
+{
+    unsigned psdt = c->flags >> 6;
+    uint8_t sgl1[16];
+
+    *niov = 0;
+    if (psdt == NVME_PSDT_PRP)
+        return nvme_prp_map(gm, c->prp1, c->prp2, len, iov, max_iov, niov);
+    if (psdt != NVME_PSDT_SGL && psdt != NVME_PSDT_SGL_MPTR)
+        return NVME_SC_INVALID_FIELD | NVME_DNR;
+    memcpy(sgl1, &c->prp1, 8);
+    memcpy(sgl1 + 8, &c->prp2, 8);
+    return nvme_sgl_map(gm, sgl1, len, iov, max_iov, niov);
+}
+
 /* ---- NVM commands (§6) ---- */
 
 static bool lba_fits(const struct nvme_ns_info *ns, uint64_t slba, uint64_t nlb)
@@ -108,10 +220,11 @@ uint16_t nvme_io_decode(const struct nvme_sqe *c, const struct nvme_ns_info *ns,
                         struct nvme_io *out)
 {
     *out = (struct nvme_io){ .op = NVME_IO_NONE };
-    /* §4.2: fused operations are not supported (FUSES = 0); SGLs neither */
+    /* §4.2: fused operations are not supported (FUSES = 0); PSDT 11b is
+     * reserved */
     if (c->flags & 0x03)
         return NVME_SC_INVALID_FIELD | NVME_DNR;
-    if (c->flags & 0xC0)
+    if ((c->flags >> 6) == 3)
         return NVME_SC_INVALID_FIELD | NVME_DNR;
     switch (c->opc) {
     case NVME_CMD_FLUSH:

@@ -29,8 +29,22 @@
  *   every list entry is read once, with gm_read. Pages adjacent in host
  *   memory become one iovec; more iovecs than the caller has room for is
  *   Invalid Field (the caller bounds the length by MDTS first).
- * SGLs are not supported (Identify SGLS = 0): PSDT other than 0 is Invalid
- * Field in Command. */
+ *
+ * SGLs (§4.4), for NVM commands (PSDT 01b or 10b; admin commands use
+ * PRPs): SGL1 is the command's DPTR. Descriptors (16 bytes: address,
+ * length, type in byte 15 bits 7:4, subtype 3:0 which must be 0, an
+ * address): Data Block (0) adds [address, address + length) through
+ * gm_ptr (page by page, so the iovecs merge like PRPs); Segment (2) points
+ * at a segment of length / 16 descriptors (length a non-zero multiple of
+ * 16) whose last one may be a Segment or Last Segment descriptor; Last
+ * Segment (3) points at the final segment, which holds none. Every
+ * descriptor is read once. Refused: a segment descriptor anywhere but a
+ * segment's last entry, or in a last segment (Invalid SGL Segment
+ * Descriptor); Bit Bucket, keyed and other types, or a non-zero subtype
+ * (SGL Descriptor Type Invalid); data descriptors totalling other than
+ * the transfer length (Data SGL Length Invalid: SGLS bit 18 is clear);
+ * more than NVME_SGL_MAX_DESC descriptors (Invalid Number of SGL
+ * Descriptors); memory outside RAM (Data Transfer Error). */
 #ifndef MINIVMM_NVME_CMD_H
 #define MINIVMM_NVME_CMD_H
 #include <stdbool.h>
@@ -45,6 +59,12 @@ struct gm;
 #define NVME_SQE_SIZE        64u
 #define NVME_CQE_SIZE        16u
 #define NVME_MAX_DSM_RANGES  256u
+#define NVME_SGL_MAX_DESC    1024u   /* descriptors walked per command */
+
+/* PSDT (CDW0 15:14, the flags byte's 7:6) */
+#define NVME_PSDT_PRP        0
+#define NVME_PSDT_SGL        1
+#define NVME_PSDT_SGL_MPTR   2
 
 struct nvme_sqe {
     uint8_t opc;
@@ -85,7 +105,11 @@ _Static_assert(sizeof(struct nvme_dsm_range) == 16, "DSM range is 16 bytes");
 #define NVME_SC_ABORT_SQ_DELETED    0x0008
 #define NVME_SC_INVALID_NS          0x000B
 #define NVME_SC_CMD_SEQ_ERROR       0x000C
+#define NVME_SC_SGL_SEG_INVALID     0x000D
+#define NVME_SC_SGL_COUNT_INVALID   0x000E
+#define NVME_SC_SGL_LEN_INVALID     0x000F
 #define NVME_SC_PRP_OFFSET_INVALID  0x0013
+#define NVME_SC_SGL_TYPE_INVALID    0x0011
 #define NVME_SC_NS_WRITE_PROTECTED  0x0020
 #define NVME_SC_LBA_RANGE           0x0080
 /* command specific (SCT 1, §5 and §6) */
@@ -133,6 +157,14 @@ static inline uint16_t nvme_cqe_status(uint16_t st, bool p)
 uint16_t nvme_prp_map(const struct gm *gm, uint64_t prp1, uint64_t prp2, uint64_t len,
                       struct iovec *iov, unsigned max_iov, unsigned *niov);
 
+/* Map len bytes of the SGL whose first descriptor is sgl1 (the DPTR, 16
+ * bytes) into iov[0..*niov) (see above). A status, DNR on refusals. */
+uint16_t nvme_sgl_map(const struct gm *gm, const uint8_t sgl1[16], uint64_t len,
+                      struct iovec *iov, unsigned max_iov, unsigned *niov);
+/* The command's data pointer as its PSDT says: PRPs or an SGL. */
+uint16_t nvme_data_map(const struct gm *gm, const struct nvme_sqe *c, uint64_t len,
+                       struct iovec *iov, unsigned max_iov, unsigned *niov);
+
 /* The namespace as the NVM command decoders see it. */
 struct nvme_ns_info {
     uint64_t nsze;          /* logical blocks */
@@ -153,8 +185,8 @@ struct nvme_io {
     unsigned nr_ranges;     /* DSM: NR + 1 */
 };
 
-/* Decode an NVM command for the one namespace (NSID 1): opcode, fused and
- * PSDT bits, namespace, LBA range (LBA Out of Range), MDTS (Invalid
+/* Decode an NVM command for the one namespace (NSID 1): opcode, fused bits
+ * and PSDT (11b reserved), namespace, LBA range (LBA Out of Range), MDTS (Invalid
  * Field), read-only (Namespace is Write Protected), what ONCS offers
  * (Invalid Command Opcode). DSM ranges are checked separately
  * (nvme_dsm_ranges) once copied from guest memory. Returns a status. */

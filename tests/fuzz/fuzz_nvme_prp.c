@@ -1,8 +1,9 @@
-/* libFuzzer target: the NVMe PRP walker (devices/storage/nvme_cmd.c,
- * NVMe 1.4 §4.3) over hostile guest RAM.
+/* libFuzzer target: the NVMe data pointer walkers (devices/storage/nvme_cmd.c):
+ * PRPs (NVMe 1.4 §4.3) and SGLs (§4.4) over hostile guest RAM.
  *
- * Input: bytes 0-7 PRP1, 8-15 PRP2, 16-19 the length, byte 20 the iovec
- * room; the rest is copied into 1 MiB of guest RAM from address 0 (64 KiB at most; PRP
+ * Input: bytes 0-7 PRP1, 8-15 PRP2 (for an SGL: the 16-byte SGL1), 16-19
+ * the length, byte 20: bit 7 raw addresses, bits 6:5 PSDT, bits 4:0 the
+ * iovec room; the rest is copied into 1 MiB of guest RAM from address 0 (64 KiB at most; PRP
  * lists live there). The addresses are folded into [0, 1 MiB + 64 KiB)
  * unless byte 20's top bit says raw, so both RAM and its edge are hit.
  *
@@ -55,8 +56,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t prp1 = le(data, 8), prp2 = le(data + 8, 8);
     uint64_t len = le(data + 16, 4);
     bool raw = data[20] & 0x80;
-    unsigned room = 1 + (data[20] & 0x7F) * 4;   /* 1..509 */
-    if (!raw) {
+    unsigned psdt = (data[20] >> 5) & 3;
+    unsigned room = 1 + (data[20] & 0x1F) * 16;   /* 1..497 */
+    if (!raw && psdt == NVME_PSDT_PRP) {
         prp1 %= RAM + 0x10000;
         prp2 %= RAM + 0x10000;
         len %= 2u << 20;   /* up to 2 MiB: 512 pages, lists chained */
@@ -68,7 +70,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(ram, data, size < WINDOW ? size : WINDOW);
 
     unsigned n = 12345;
-    uint16_t st = nvme_prp_map(&g, prp1, prp2, len, iov, room, &n);
+    struct nvme_sqe c = { .flags = (uint8_t)(psdt << 6), .prp1 = prp1, .prp2 = prp2 };
+    if (!raw)
+        len %= 2u << 20;
+    uint16_t st = nvme_data_map(&g, &c, len, iov, room, &n);
     if (st) {
         check(n == 0);
         check(st & NVME_DNR);

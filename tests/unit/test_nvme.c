@@ -329,7 +329,7 @@ Test(nvme, registers_enable_identify)
     cr_assert_eq(id[77], NVME_MDTS);
     cr_assert_eq(id[520] & 0x0C, 0x0C, "DSM and Write Zeroes");
     cr_assert(id[525] & 1, "volatile write cache");
-    cr_assert_eq(id[536] | id[537] | id[538] | id[539], 0, "no SGLs");
+    cr_assert_eq(id[536] & 3, 1, "SGLs for NVM commands");
     /* namespace, PRP1 with an offset and PRP2 for the rest */
     cr_assert_eq(cmd(0, (struct nvme_sqe){ .opc = NVME_ADM_IDENTIFY, .nsid = 1,
                                            .prp1 = DATA + 0x800, .prp2 = DATA + 0x2000 }, NULL), 0);
@@ -464,7 +464,11 @@ Test(nvme, refusals)
     cr_assert_eq(cmd(1, (struct nvme_sqe){ .opc = NVME_CMD_READ, .nsid = 2, .prp1 = DATA }, NULL),
                  NVME_SC_INVALID_NS);
     cr_assert_eq(cmd(1, (struct nvme_sqe){ .opc = NVME_CMD_READ, .flags = 0x40, .nsid = 1,
-                                           .prp1 = DATA }, NULL), NVME_SC_INVALID_FIELD, "SGL");
+                                           .prp1 = DATA }, NULL), NVME_SC_SGL_LEN_INVALID,
+                 "an SGL data block of 0 bytes for 512");
+    cr_assert_eq(cmd(1, (struct nvme_sqe){ .opc = NVME_CMD_READ, .flags = 0xC0, .nsid = 1,
+                                           .prp1 = DATA }, NULL), NVME_SC_INVALID_FIELD,
+                 "PSDT 11b");
     cr_assert_eq(cmd(1, (struct nvme_sqe){ .opc = 0x05, .nsid = 1 }, NULL),
                  NVME_SC_INVALID_OPCODE, "Compare is not offered");
     /* delete in order */
@@ -744,4 +748,38 @@ Test(nvme, shadow_doorbells)
     enable();
     io_queues(1);
     cr_assert_eq(rw(1, NVME_CMD_READ, 0, 1, DATA, 0, 0), 0);
+}
+
+Test(nvme, sgl_read_write)
+{
+    ctl_up("");
+    enable();
+    io_queues(1);
+    /* write 1 KiB from two data blocks listed in a Last Segment */
+    uint8_t *a = gm_ptr(&gm, DATA, 0x1000), *b = gm_ptr(&gm, DATA + 0x5000, 0x1000);
+    memset(a, 0x11, 0x200);
+    memset(b, 0x22, 0x200);
+    uint8_t seg[32] = { 0 };
+    uint64_t addr = DATA;
+    uint32_t len = 0x200;
+    memcpy(seg, &addr, 8);
+    memcpy(seg + 8, &len, 4);
+    addr = DATA + 0x5000;
+    memcpy(seg + 16, &addr, 8);
+    memcpy(seg + 24, &len, 4);
+    cr_assert_eq(gm_write(&gm, LIST, seg, sizeof(seg)), 0);
+    struct nvme_sqe e = { .opc = NVME_CMD_WRITE, .flags = 0x40, .nsid = 1, .prp1 = LIST,
+                          .prp2 = (uint64_t)0x30 << 56 | 32, .cdw10 = 200, .cdw12 = 1 };
+    cr_assert_eq(cmd(1, e, NULL), 0);
+    uint8_t f[1024];
+    file_read(200 * 512, f, 1024);
+    cr_assert_eq(f[0], 0x11);
+    cr_assert_eq(f[511], 0x11);
+    cr_assert_eq(f[512], 0x22);
+    cr_assert_eq(f[1023], 0x22);
+    /* read it back into one data block (SGL1) */
+    e = (struct nvme_sqe){ .opc = NVME_CMD_READ, .flags = 0x40, .nsid = 1, .prp1 = DATA + 0x9000,
+                           .prp2 = 1024, .cdw10 = 200, .cdw12 = 1 };
+    cr_assert_eq(cmd(1, e, NULL), 0);
+    cr_assert_eq(memcmp(gm_ptr(&gm, DATA + 0x9000, 1024), f, 1024), 0);
 }

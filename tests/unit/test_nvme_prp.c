@@ -173,7 +173,9 @@ Test(nvme_prp, io_decode)
     c = (struct nvme_sqe){ .opc = NVME_CMD_READ, .nsid = 1, .flags = 0x01 };
     cr_assert_eq(nvme_io_decode(&c, &ns, &io), NVME_SC_INVALID_FIELD | NVME_DNR, "fused");
     c.flags = 0x80;
-    cr_assert_eq(nvme_io_decode(&c, &ns, &io), NVME_SC_INVALID_FIELD | NVME_DNR, "SGL");
+    cr_assert_eq(nvme_io_decode(&c, &ns, &io), 0, "SGL (PSDT 10b)");
+    c.flags = 0xC0;
+    cr_assert_eq(nvme_io_decode(&c, &ns, &io), NVME_SC_INVALID_FIELD | NVME_DNR, "PSDT 11b");
     c = (struct nvme_sqe){ .opc = 0x99, .nsid = 1 };
     cr_assert_eq(nvme_io_decode(&c, &ns, &io), NVME_SC_INVALID_OPCODE | NVME_DNR);
 }
@@ -243,4 +245,94 @@ Test(nvme_prp, cqe_status_encoding)
     cr_assert_eq(nvme_cqe_status(NVME_SC_INVALID_QID | NVME_DNR, false),
                  0x8000 | 1u << 9 | 0x01u << 1);
     cr_assert_eq(nvme_cqe_status(NVME_SC_LBA_RANGE, true), 0x80u << 1 | 1);
+}
+
+/* ---- SGLs (§4.4) ---- */
+
+static void desc(uint8_t *d, uint64_t addr, uint32_t len, uint8_t type)
+{
+    memset(d, 0, 16);
+    memcpy(d, &addr, 8);
+    memcpy(d + 8, &len, 4);
+    d[15] = (uint8_t)(type << 4);
+}
+
+static void desc_at(uint64_t gpa, uint64_t addr, uint32_t len, uint8_t type)
+{
+    uint8_t d[16];
+    desc(d, addr, len, type);
+    cr_assert_eq(gm_write(&gm, gpa, d, 16), 0);
+}
+
+Test(nvme_prp, sgl_data_block_and_segments)
+{
+    struct iovec iov[64];
+    unsigned n;
+    uint8_t s1[16];
+    /* SGL1 a data block across a page boundary: one iovec (adjacent) */
+    desc(s1, 0x10800, 0x1000, 0);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x1000, iov, 64, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(total(iov, n), 0x1000);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x800, iov, 64, &n), NVME_SC_SGL_LEN_INVALID | NVME_DNR,
+                 "longer than the transfer");
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x2000, iov, 64, &n), NVME_SC_SGL_LEN_INVALID | NVME_DNR,
+                 "shorter");
+    /* SGL1 a Segment: two data blocks, then a Last Segment with one */
+    desc_at(0x30000, 0x40000, 0x200, 0);
+    desc_at(0x30010, 0x50000, 0x300, 0);
+    desc_at(0x30020, 0x31000, 16, 3);
+    desc_at(0x31000, 0x60000, 0x100, 0);
+    desc(s1, 0x30000, 48, 2);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x600, iov, 64, &n), 0);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(iov[2].iov_base, gm_ptr(&gm, 0x60000, 1));
+    /* a Segment whose last entry is data */
+    desc(s1, 0x30000, 32, 2);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x500, iov, 64, &n), NVME_SC_SGL_SEG_INVALID | NVME_DNR);
+    /* a Last Segment holding a segment descriptor */
+    desc_at(0x31000, 0x32000, 16, 3);
+    desc(s1, 0x31000, 16, 3);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x100, iov, 64, &n), NVME_SC_SGL_SEG_INVALID | NVME_DNR);
+    /* a segment descriptor before a segment's end */
+    desc_at(0x33000, 0x34000, 16, 3);
+    desc_at(0x33010, 0x40000, 0x100, 0);
+    desc(s1, 0x33000, 32, 3);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x100, iov, 64, &n), NVME_SC_SGL_SEG_INVALID | NVME_DNR);
+    /* segment length not a multiple of 16, or outside RAM */
+    desc(s1, 0x30000, 40, 2);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x600, iov, 64, &n), NVME_SC_SGL_SEG_INVALID | NVME_DNR);
+    desc(s1, 0x1FFFFFF0ULL, 16, 3);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x600, iov, 64, &n), NVME_SC_DATA_XFER_ERROR | NVME_DNR);
+    /* bit bucket, keyed, a subtype */
+    desc(s1, 0x10000, 0x100, 1);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x100, iov, 64, &n), NVME_SC_SGL_TYPE_INVALID | NVME_DNR);
+    desc(s1, 0x10000, 0x100, 4);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x100, iov, 64, &n), NVME_SC_SGL_TYPE_INVALID | NVME_DNR);
+    desc(s1, 0x10000, 0x100, 0);
+    s1[15] |= 1;
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x100, iov, 64, &n), NVME_SC_SGL_TYPE_INVALID | NVME_DNR);
+    /* a data block outside RAM */
+    desc(s1, 0x1FFFF000ULL, 0x100, 0);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x100, iov, 64, &n), NVME_SC_DATA_XFER_ERROR | NVME_DNR);
+}
+
+Test(nvme_prp, sgl_loop_is_bounded)
+{
+    struct iovec iov[64];
+    unsigned n;
+    uint8_t s1[16];
+    /* a Segment whose only entry is a Segment pointing back at it */
+    desc_at(0x35000, 0x35000, 16, 2);
+    desc(s1, 0x35000, 16, 2);
+    cr_assert_eq(nvme_sgl_map(&gm, s1, 0x100, iov, 64, &n), NVME_SC_SGL_COUNT_INVALID | NVME_DNR);
+    /* data_map dispatches on PSDT */
+    struct nvme_sqe c = { .flags = 0x40 };
+    desc(s1, 0x10000, 0x200, 0);
+    memcpy(&c.prp1, s1, 8);
+    memcpy(&c.prp2, s1 + 8, 8);
+    cr_assert_eq(nvme_data_map(&gm, &c, 0x200, iov, 64, &n), 0);
+    cr_assert_eq(n, 1);
+    c.flags = 0xC0;
+    cr_assert_eq(nvme_data_map(&gm, &c, 0x200, iov, 64, &n), NVME_SC_INVALID_FIELD | NVME_DNR);
 }
