@@ -164,6 +164,7 @@ struct nvme_sq {
     struct nvme_slot *slots;    /* NVME_DEPTH */
     int free_head;
     unsigned inflight;          /* slots in use */
+    bool starved;               /* stopped taking commands: no free slot */
     bool shadow;                /* tail from the shadow doorbell buffer */
     bool deleting;
     struct nvme_slot *del_slot; /* the Delete I/O SQ command waiting */
@@ -463,6 +464,7 @@ static void slots_init(struct nvme_sq *sq)
         sq->slots[s].next_free = s + 1 < NVME_DEPTH ? (int)(s + 1) : -1;
     sq->free_head = 0;
     sq->inflight = 0;
+    sq->starved = false;
 }
 
 static struct nvme_slot *slot_alloc(struct nvme_sq *sq)
@@ -544,15 +546,19 @@ static void slot_release(struct nvme *c, struct nvme_slot *s)
 {
     unsigned qid = s->sqid;
     struct nvme_sq *sq = &c->sq[qid];
-    bool was_full = sq->free_head < 0;
 
     s->next_free = sq->free_head;
     sq->free_head = (int)(s - sq->slots);
     sq->inflight--;
-    if (sq->deleting && sq->inflight == 0)
+    if (sq->deleting && sq->inflight == 0) {
         finish_sq_delete(c, sq);
-    else if (was_full && !atomic_load(&c->resetting))
-        process_sq(c, qid);   /* it stopped taking commands for want of a slot */
+    } else if (sq->starved && !atomic_load(&c->resetting)) {
+        /* it stopped taking commands for want of a slot. Only then: a
+         * command that completes while process_sq is taking the queue
+         * must not call it again (a stream of bad commands would nest) */
+        sq->starved = false;
+        process_sq(c, qid);
+    }
 }
 
 /* Complete the slot's command: a CQE, or held while its CQ is full. */
@@ -1207,8 +1213,10 @@ static void process_sq(struct nvme *c, unsigned qid)
             tail = sq_shadow_tail(c, qid, size);
         if (sq->head == tail || tail >= size)
             break;
-        if (sq->free_head < 0)
-            break;   /* a completion frees a slot and calls back */
+        if (sq->free_head < 0) {
+            sq->starved = true;   /* a completion frees a slot and calls back */
+            break;
+        }
         struct nvme_sqe e;
         if (gm_read(c->vm.env->gm, sq->base + (uint64_t)sq->head * NVME_SQE_SIZE, &e,
                     sizeof(e))) {

@@ -783,3 +783,32 @@ Test(nvme, sgl_read_write)
     cr_assert_eq(cmd(1, e, NULL), 0);
     cr_assert_eq(memcmp(gm_ptr(&gm, DATA + 0x9000, 1024), f, 1024), 0);
 }
+
+/* More commands than slots, their completions held by a tiny CQ: the SQ
+ * stops taking commands and resumes as the host consumes, in order. */
+Test(nvme, starved_queue_resumes_in_order)
+{
+    ctl_up("");
+    enable();
+    cr_assert_eq(set_queues(1, 1, NULL), 0);
+    cr_assert_eq(create_cq(1, 2, 1, true), 0);
+    cr_assert_eq(create_sq(1, 256, 1), 0);
+    uint16_t first = 0;
+    for (unsigned i = 0; i < 200; i++) {
+        struct nvme_sqe e = { .opc = 0x7E, .nsid = 1 };   /* Invalid Command Opcode, at once */
+        struct q *x = &qs[1];
+        static uint16_t cid = 0x1000;
+        e.cid = cid++;
+        if (i == 0)
+            first = e.cid;
+        cr_assert_eq(gm_write(&gm, x->sq + (uint64_t)x->tail * 64, &e, 64), 0);
+        x->tail = (x->tail + 1) % x->size;
+    }
+    wr(0x1008, 4, qs[1].tail);
+    for (unsigned i = 0; i < 200; i++) {
+        struct nvme_cqe c;
+        cr_assert(poll_cqe(1, &c, 5000, true), "completion %u", i);
+        cr_assert_eq(c.cid, (uint16_t)(first + i));
+        cr_assert_eq(st_of(&c), NVME_SC_INVALID_OPCODE);
+    }
+}
