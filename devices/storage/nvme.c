@@ -1776,6 +1776,10 @@ int nvme_create(const struct nvme_vm *vm, const struct disk_arg *arg, unsigned i
         goto fail;
     }
 
+    if (arg->queues > 1 || arg->iothreads > 1)
+        log_warn(COMP, "--disk %s,if=nvme: queues=%u/iothreads=%u are not used: the guest "
+                 "creates its own queues (up to %u) and one I/O thread serves them", arg->path,
+                 arg->queues, arg->iothreads, NVME_MAX_IOQ);
     err = blk_image_open(&c->img, COMP, arg->path, arg->readonly, arg->cache == DISK_CACHE_NONE);
     if (err)
         goto fail;

@@ -812,3 +812,29 @@ Test(nvme, starved_queue_resumes_in_order)
         cr_assert_eq(st_of(&c), NVME_SC_INVALID_OPCODE);
     }
 }
+
+/* A masked vector's interrupt waits in the PBA and arrives on unmask. */
+Test(nvme, masked_vector_pending_in_pba)
+{
+    ctl_up("");
+    struct pci_device *d = NULL;
+    for (struct pci_device *x = pb.root; x; x = x->next)
+        if (x->devfn == DEVFN)
+            d = x;
+    uint8_t m = pci_cap_find(d, PCI_CAP_ID_MSIX);
+    for (unsigned v = 0; v < 2; v++) {
+        wr(NVME_MSIX_TABLE_OFF + 16 * v, 4, 0xFEE00000);
+        wr(NVME_MSIX_TABLE_OFF + 16 * v + 8, 4, 0x50 + v);
+        wr(NVME_MSIX_TABLE_OFF + 16 * v + 12, 4, v == 1);   /* vector 1 masked */
+    }
+    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, m + 2, 2, PCI_MSIX_FLAGS_ENABLE), 0);
+    enable();
+    io_queues(1);
+    cr_assert_eq(rd(NVME_MSIX_PBA_OFF, 8) & 2, 0);
+    cr_assert_eq(rw(1, NVME_CMD_READ, 0, 1, DATA, 0, 0), 0);
+    for (int i = 0; i < 1000 && !(rd(NVME_MSIX_PBA_OFF, 8) & 2); i++)
+        usleep(1000);
+    cr_assert_eq(rd(NVME_MSIX_PBA_OFF, 8) & 2, 2, "pending while masked");
+    wr(NVME_MSIX_TABLE_OFF + 16 + 12, 4, 0);   /* unmask: KVM would deliver it now */
+    cr_assert(fd_readable(nvme_vector_fd(ctl, 1)));
+}
