@@ -1,13 +1,15 @@
-/* libFuzzer target: hostile admin commands through the whole NVMe
+/* libFuzzer target: hostile admin and NVM commands through the whole NVMe
  * controller (devices/storage/nvme.c) -- its PCI function, registers,
- * admin queue and engine thread, on a small temporary image.
+ * queues and engine thread, on a small temporary image.
  *
- * Input: byte 0 the number of commands (1-16), then that many 64-byte
- * admin SQ entries (an AER opcode becomes Abort: an AER is held by design),
- * then guest RAM from 0x40000 (what PRPs point at: 64 KiB at most). Each
- * run resets the controller (CC.EN 1 -> 0), enables it with a 64-entry
- * admin queue at 0x10000/0x20000, submits the commands with one doorbell
- * and waits for their CQEs. Checked: nothing crashes or touches memory
+ * Input: byte 0 bits 3:0 the number of commands - 1 (1-16), bit 7 NVM
+ * commands on an I/O queue instead of admin commands; then that many
+ * 64-byte SQ entries (an AER opcode on the admin queue becomes Abort: an
+ * AER is held by design), then guest RAM from 0x40000 (what data pointers
+ * point at: 64 KiB at most). Each run resets the controller (CC.EN 1 -> 0),
+ * enables it with a 64-entry admin queue at 0x10000/0x20000 -- and for NVM
+ * commands creates I/O queue 1 (SQ 0x30000, CQ 0x32000, 64 entries) --,
+ * submits the commands with one doorbell and waits for their CQEs. Checked: nothing crashes or touches memory
  * outside RAM (ASan), and the next run's reset finds the engine thread
  * responsive (a hang is libFuzzer's timeout). Whether every command was
  * answered cannot be checked here -- a command's data may land on the
@@ -38,6 +40,8 @@
 #define ACQ   0x20000ULL
 #define QENT  64u
 #define DATA  0x40000ULL
+#define IOSQ  0x30000ULL
+#define IOCQ  0x32000ULL
 
 static struct bus pio, mmio;
 static struct dev_env env;
@@ -108,6 +112,18 @@ static void setup(void)
                            PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER) == 0);
 }
 
+/* A CQE as a driver reads it: the dword with the phase tag first (the
+ * device stores it last), then the rest. Whether it is new: its phase. */
+static bool cqe_read(const uint8_t *p, struct nvme_cqe *c)
+{
+    uint32_t dw3 = __atomic_load_n((const uint32_t *)(const void *)(p + 12), __ATOMIC_ACQUIRE);
+    if (!(dw3 >> 16 & 1))
+        return false;
+    memcpy(c, p, 12);
+    memcpy((uint8_t *)c + 12, &dw3, 4);
+    return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -118,12 +134,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1)
         return 0;
-    unsigned n = 1 + data[0] % 16;
+    unsigned n = 1 + (data[0] & 0xF);
+    bool io = data[0] & 0x80;
     data++;
     size--;
     if (size < n * 64u)
         return 0;
 
+    /* reset first: the previous run's last completions land before it */
+    wr(0x14, 4, 0);
+    check((rd32(0x1C) & 1) == 0);
     uint8_t *ram = gm_ptr(&g, 0, RAM);
     memset(ram, 0, RAM);
     struct nvme_sqe e[16];
@@ -132,30 +152,55 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size -= n * 64u;
     memcpy(ram + DATA, data, size < 0x10000 ? size : 0x10000);
 
-    wr(0x14, 4, 0);   /* reset: the previous run's queues go */
-    check((rd32(0x1C) & 1) == 0);
     wr(0x24, 4, (QENT - 1) << 16 | (QENT - 1));
     wr(0x28, 8, ASQ);
     wr(0x30, 8, ACQ);
     wr(0x14, 4, 6u << 16 | 4u << 20 | 1);
     check((rd32(0x1C) & 3) == 1);
+    uint64_t sq = ASQ, cq = ACQ;
+    unsigned qid = 0, got = 0;
+    if (io) {
+        /* Number of Queues 1, CQ 1 (vector 1), SQ 1 */
+        const struct nvme_sqe setup_cmds[3] = {
+            { .opc = NVME_ADM_SET_FEAT, .cid = 1, .cdw10 = 0x07, .cdw11 = 0 },
+            { .opc = NVME_ADM_CREATE_CQ, .cid = 2, .prp1 = IOCQ, .cdw10 = (QENT - 1) << 16 | 1,
+              .cdw11 = 1u << 16 | 3 },
+            { .opc = NVME_ADM_CREATE_SQ, .cid = 3, .prp1 = IOSQ, .cdw10 = (QENT - 1) << 16 | 1,
+              .cdw11 = 1u << 16 | 1 },
+        };
+        memcpy(ram + ASQ, setup_cmds, sizeof(setup_cmds));
+        wr(0x1000, 4, 3);
+        struct timespec s0, s1;
+        clock_gettime(CLOCK_MONOTONIC, &s0);
+        for (unsigned k = 0; k < 3;) {
+            struct nvme_cqe c;
+            if (cqe_read(ram + ACQ + 16u * k, &c)) {
+                check(c.cid == k + 1 && (c.status >> 1) == 0);   /* the setup must work */
+                k++;
+                continue;
+            }
+            clock_gettime(CLOCK_MONOTONIC, &s1);
+            check(s1.tv_sec - s0.tv_sec < 5);
+        }
+        wr(0x1004, 4, 3);
+        sq = IOSQ;
+        cq = IOCQ;
+        qid = 1;
+    }
     for (unsigned i = 0; i < n; i++) {
-        if (e[i].opc == NVME_ADM_AER)
+        if (!io && e[i].opc == NVME_ADM_AER)
             e[i].opc = NVME_ADM_ABORT;
         e[i].cid = (uint16_t)(0x100 + i);
-        memcpy(ram + ASQ + 64u * i, &e[i], 64);
+        memcpy(ram + sq + 64u * i, &e[i], 64);
     }
-    wr(0x1000, 4, n);
+    wr(0x1000 + 8 * qid, 4, n);
 
-    unsigned got = 0;
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (got < n) {
         struct nvme_cqe c;
-        memcpy(&c, ram + ACQ + 16u * got, 16);
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (c.status & 1) {
-            if (c.cid != 0x100 + got || c.sqid != 0)
+        if (cqe_read(ram + cq + 16u * got, &c)) {
+            if (c.cid != 0x100 + got || c.sqid != qid)
                 break;   /* a command's data went over the queues: the guest's own doing */
             got++;
             continue;
@@ -166,6 +211,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (t.tv_sec - t0.tv_sec >= 2)
             break;   /* (a PRP may have zeroed the CQ); a hung device shows at the reset */
     }
-    wr(0x1004, 4, got % QENT);
+    wr(0x1004 + 8 * qid, 4, got % QENT);
     return 0;
 }

@@ -188,8 +188,13 @@ static bool poll_cqe(unsigned q, struct nvme_cqe *out, int ms, bool ring)
 {
     struct q *x = &qs[q];
     for (int i = 0; i < ms * 10; i++) {
+        /* the phase dword first (the device stores it last), then the rest */
+        uint8_t *p = gm_ptr(&gm, x->cq + (uint64_t)x->head * 16, 16);
+        cr_assert_not_null(p);
+        uint32_t dw3 = __atomic_load_n((uint32_t *)(void *)(p + 12), __ATOMIC_ACQUIRE);
         struct nvme_cqe e;
-        cr_assert_eq(gm_read(&gm, x->cq + (uint64_t)x->head * 16, &e, 16), 0);
+        memcpy(&e, p, 12);
+        memcpy((uint8_t *)&e + 12, &dw3, 4);
         if ((e.status & 1) == x->phase) {
             *out = e;
             if (++x->head == x->cq_size) {
