@@ -498,7 +498,7 @@ static void cq_shadow_head(struct nvme *c, unsigned qid)
     if (gm_read(c->vm.env->gm, c->dbs + 8ULL * qid + 4, &v, 4))
         return;
     if (v >= size || (v + size - old) % size > (tail + size - old) % size) {
-        aer_raise(c, 1);
+        aer_raise(c, AEV_DB_VALUE);
         return;
     }
     atomic_store(&cq->head, v);
@@ -1187,7 +1187,7 @@ static uint32_t sq_shadow_tail(struct nvme *c, unsigned qid, uint32_t size)
         return sq->head;
     if (t >= size) {
         log_guest_once(COMP, "%s: SQ %u shadow tail %u (%u entries)", c->name, qid, t, size);
-        aer_raise(c, 1);
+        aer_raise(c, AEV_DB_VALUE);
         return sq->head;
     }
     atomic_store(&sq->tail, t);

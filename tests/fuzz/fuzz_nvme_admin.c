@@ -9,9 +9,10 @@
  * point at: 64 KiB at most). Each run resets the controller (CC.EN 1 -> 0),
  * enables it with a 64-entry admin queue at 0x10000/0x20000 -- and for NVM
  * commands creates I/O queue 1 (SQ 0x30000, CQ 0x32000, 64 entries) --,
- * submits the commands with one doorbell and waits for their CQEs. Checked: nothing crashes or touches memory
- * outside RAM (ASan), and the next run's reset finds the engine thread
- * responsive (a hang is libFuzzer's timeout). Whether every command was
+ * submits the commands with one doorbell and waits for their CQEs.
+ * Checked: nothing crashes or touches memory outside RAM (ASan), and the
+ * next run's reset finds the engine thread responsive (a hang is
+ * libFuzzer's timeout). Whether every command was
  * answered cannot be checked here -- a command's data may land on the
  * queues themselves, as the host allowed -- test_nvme.c checks that. */
 #include <fcntl.h>

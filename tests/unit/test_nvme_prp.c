@@ -96,10 +96,12 @@ Test(nvme_prp, list_and_chaining)
     cr_assert_eq(gm_write(&gm, list, e, sizeof(e)), 0);
     cr_assert_eq(map(0x10000, list, 4 * PG, iov, 600, &n), NVME_SC_PRP_OFFSET_INVALID | NVME_DNR);
     /* list pointer not dword aligned, entry with an offset, list not RAM */
-    cr_assert_eq(map(0x10000, 0x30002, 3 * PG, iov, 600, &n), NVME_SC_PRP_OFFSET_INVALID | NVME_DNR);
+    cr_assert_eq(map(0x10000, 0x30002, 3 * PG, iov, 600, &n),
+                 NVME_SC_PRP_OFFSET_INVALID | NVME_DNR);
     uint64_t bad[2] = { 0x40000, 0x41004 };
     cr_assert_eq(gm_write(&gm, 0x32000, bad, sizeof(bad)), 0);
-    cr_assert_eq(map(0x10000, 0x32000, 3 * PG, iov, 600, &n), NVME_SC_PRP_OFFSET_INVALID | NVME_DNR);
+    cr_assert_eq(map(0x10000, 0x32000, 3 * PG, iov, 600, &n),
+                 NVME_SC_PRP_OFFSET_INVALID | NVME_DNR);
     cr_assert_eq(map(0x10000, 0x1FFFF000ULL, 3 * PG, iov, 600, &n),
                  NVME_SC_DATA_XFER_ERROR | NVME_DNR);
     /* too many iovecs for the caller */
