@@ -318,6 +318,8 @@ static void intx_update(struct nvme *c)
 }
 
 /* Once per round: every CQ that got entries interrupts (§7.5). */
+static void cq_shadow_head(struct nvme *c, unsigned qid);
+
 static void publish(struct nvme *c)
 {
     bool intx = false;
@@ -327,6 +329,10 @@ static void publish(struct nvme *c)
         if (!cq->notify)
             continue;
         cq->notify = false;
+        /* §5.7: the CQ's EventIdx at the head known, so the host rings the
+         * head doorbell as it consumes these (INTx and held entries need it) */
+        if (cq->shadow)
+            cq_shadow_head(c, i);
         if (!cq->ien)
             continue;
         if (atomic_load(&c->msix_on)) {

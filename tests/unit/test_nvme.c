@@ -740,6 +740,24 @@ Test(nvme, shadow_doorbells)
     uint32_t ei;
     cr_assert_eq(gm_read(&gm, eis + 8, &ei, 4), 0);
     cr_assert_eq(ei, 3, "EventIdx: read up to the tail");
+    /* the host consumed three CQEs and says so in the shadow head only;
+     * the next completion round puts the CQ's EventIdx there */
+    uint32_t h = 3;
+    cr_assert_eq(gm_write(&gm, dbs + 12, &h, 4), 0);
+    struct nvme_sqe e4 = { .opc = NVME_CMD_READ, .nsid = 1, .prp1 = DATA, .cid = 0x503 };
+    cr_assert_eq(gm_write(&gm, IOSQ(1) + 64ULL * 3, &e4, 64), 0);
+    t = 4;
+    cr_assert_eq(gm_write(&gm, dbs + 8, &t, 4), 0);
+    wr(0x1008, 4, 0);
+    cr_assert(poll_cqe(1, &c, 5000, false));
+    cr_assert_eq(c.cid, 0x503);
+    for (int i = 0; i < 1000; i++) {
+        cr_assert_eq(gm_read(&gm, eis + 12, &ei, 4), 0);
+        if (ei == 3)
+            break;
+        usleep(1000);
+    }
+    cr_assert_eq(ei, 3, "CQ EventIdx at the shadow head");
     /* a shadow tail past the queue is refused like a doorbell value */
     t = 1000;
     cr_assert_eq(gm_write(&gm, dbs + 8, &t, 4), 0);
