@@ -1406,15 +1406,19 @@ static void ctrl_enable_locked(struct nvme *c, uint32_t cc)
 /* §7.6.3 shutdown: what was written is on stable storage. */
 static void ctrl_shutdown_locked(struct nvme *c)
 {
-    if (c->engine_on) {
-        blk_engine_stop(c->engine);
+    bool was_on = c->engine_on;
+
+    if (was_on) {
+        blk_engine_stop(c->engine);   /* the requests in flight finish first */
         c->engine_on = false;
     }
     if (!c->img.readonly && fdatasync(c->img.fd))
         log_warn(COMP, "%s: flushing %s at shutdown: %s", c->name, c->img.path, strerror(errno));
     uint32_t cs = atomic_load(&c->csts);
     atomic_store(&c->csts, (cs & ~(3u << 2)) | CSTS_SHST_DONE);
-    if (blk_engine_start(c->engine) == 0)
+    /* §7.6.2: the host resets the controller next; until then the queues
+     * still work, as they did */
+    if (was_on && blk_engine_start(c->engine) == 0)
         c->engine_on = true;
 }
 
