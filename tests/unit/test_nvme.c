@@ -688,6 +688,11 @@ Test(nvme, boot_path_and_attach)
     struct pcidev_where w = { .devfn = PCI_DEVFN(0x0B, 0), .slot = 0x0B };
     cr_assert_eq(l.dev[0].ops->boot_path(l.dev[0].opaque, &w, buf, sizeof(buf)), 0);
     cr_assert_str_eq(buf, "/pci@i0cf8/nvme@b/namespace@1,0");
+    struct pci_device port;
+    w = (struct pcidev_where){ .parent = &port, .devfn = PCI_DEVFN(0, 0), .slot = 0x03 };
+    cr_assert_eq(l.dev[0].ops->boot_path(l.dev[0].opaque, &w, buf, sizeof(buf)), 0);
+    cr_assert_str_eq(buf, "/pci@i0cf8/pci-bridge@3/nvme@0/namespace@1,0", "behind a root port");
+    cr_assert_eq(l.dev[0].ops->boot_path(l.dev[0].opaque, &w, buf, 10), -ENOSPC);
     pcidev_list_destroy(&l);
 }
 
