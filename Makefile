@@ -87,7 +87,8 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libminivmm-fuzz.a
 fuzz: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do mkdir -p $(BUILD)/corpus/$$(basename $$f); \
 	  echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)/corpus/$$(basename $$f) 2>$(BUILD)/fuzz/$$(basename $$f).log \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)/corpus/$$(basename $$f) \
+	    $$(d=tests/fuzz/corpus/$$(basename $$f); test -d $$d && echo $$d) 2>$(BUILD)/fuzz/$$(basename $$f).log \
 	    || { tail -40 $(BUILD)/fuzz/$$(basename $$f).log; exit 1; }; done
 
 deps:

@@ -107,6 +107,15 @@ Test(disk_args, front_end)
     char *argv2[] = { "minivmm", "--cdrom", "x.iso", "--boot", "cdrom", NULL };
     cr_assert_eq(config_parse(5, argv2, &cfg, err, sizeof(err)), -EINVAL);
     cr_assert_not_null(strstr(err, "not built into this minivmm yet"), "%s", err);
+    /* NVMe disks are built in: taken, in the one boot order */
+    char *argv3[] = { "minivmm", "--disk", "n.img,if=nvme", "--disk", "v.img,bootindex=0", NULL };
+    cr_assert_eq(config_parse(5, argv3, &cfg, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg.disks.disk[0].iface, DISK_IF_NVME);
+    cr_assert_eq(cfg.disks.disk[0].boot_index, 1);
+    cr_assert_eq(cfg.disks.disk[1].boot_index, 0);
+    char *argv4[] = { "minivmm", "--disk", "s.img,if=sata", NULL };
+    cr_assert_eq(config_parse(3, argv4, &cfg, err, sizeof(err)), -EINVAL, "AHCI is not in yet");
+    cr_assert_not_null(strstr(err, "if=sata"), "%s", err);
     cr_assert_not_null(strstr(config_usage(), "--cdrom FILE"));
     cr_assert_not_null(strstr(config_usage(), "--boot cdrom|disk"));
 }
