@@ -37,6 +37,7 @@
 #include "devices/legacy/uart.h"
 #include "devices/pci/pcidev.h"
 #include "devices/block/disk_args.h"
+#include "devices/storage/ahci.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_net_args.h"
 #include "vfio/vfio_pci.h"
@@ -648,17 +649,18 @@ static void vm_acpi_config(struct vm *vm)
 #define VM_PCI_KINDS(X)                          \
     X(vfio, vfio_pci_attach)      /* --gpu, --device vfio,... */ \
     X(disks, virtio_blk_attach)   /* --disk */   \
+    X(disks, ahci_attach)         /* --disk ...,if=sata, --cdrom */ \
     X(nics, virtio_net_attach)    /* --net */
 
 #define VM_PCI_KIND_ATTACH(field, attach)                                           \
-    static int vm_attach_##field(const struct pcidev_host *h, const struct config *c, \
-                                 struct pcidev_list *l)                             \
+    static int vm_attach_##attach(const struct pcidev_host *h, const struct config *c, \
+                                  struct pcidev_list *l)                            \
     {                                                                               \
         return attach(h, &c->field, l);                                             \
     }
 VM_PCI_KINDS(VM_PCI_KIND_ATTACH)
 
-#define VM_PCI_KIND_ENTRY(field, attach) { #field, vm_attach_##field },
+#define VM_PCI_KIND_ENTRY(field, attach) { #field, vm_attach_##attach },
 static const struct {
     const char *name;
     int (*attach)(const struct pcidev_host *h, const struct config *c, struct pcidev_list *l);

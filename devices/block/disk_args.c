@@ -205,13 +205,11 @@ int disk_args_finish(struct disk_args *a, char *err, unsigned errlen)
 {
     int next = 0;
 
-    /* (until the AHCI and NVMe controllers land: refuse rather than drop) */
+    /* (until the NVMe controller lands: refuse rather than drop) */
     for (unsigned i = 0; i < a->nr; i++)
-        if (a->disk[i].iface != DISK_IF_VIRTIO)
-            return arg_fail(err, errlen, "%s %s: %s is not built into this minivmm yet; use a "
-                            "virtio disk (if=virtio)", a->disk[i].cdrom ? "--cdrom" : "--disk",
-                            a->disk[i].path, a->disk[i].cdrom ? "an ATAPI CD-ROM" :
-                            a->disk[i].iface == DISK_IF_SATA ? "if=sata" : "if=nvme");
+        if (a->disk[i].iface == DISK_IF_NVME && !a->disk[i].cdrom)
+            return arg_fail(err, errlen, "--disk %s: if=nvme is not built into this minivmm "
+                            "yet; use if=virtio or if=sata", a->disk[i].path);
 
     /* the ones with a bootindex first, by it */
     for (unsigned i = 0; i < a->nr; i++) {
