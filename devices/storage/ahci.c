@@ -29,6 +29,7 @@
 #include "devices/pci/pci.h"
 #include "devices/pci/pcidev.h"
 #include "devices/storage/ata.h"
+#include "devices/storage/atapi.h"
 #include "vmm/bus.h"
 #include "vmm/dev_env.h"
 #include "vmm/gm.h"
@@ -44,7 +45,7 @@
 #define TAG_SLOT(t)    ((unsigned)((t) & 0x1F))
 #define TAG_GEN(t)     ((uint32_t)((t) >> 8))
 
-enum port_dev { PORT_EMPTY = 0, PORT_DISK };
+enum port_dev { PORT_EMPTY = 0, PORT_DISK, PORT_CDROM };
 
 struct ahci_slot {
     struct iovec *iov;              /* AHCI_MAX_IOV */
@@ -75,10 +76,12 @@ struct ahci_port {
     bool img_open;
     struct blk_engine *engine;
     int kick_fd;
-    struct ata_disk ata;
+    struct ata_disk ata;            /* a CD-ROM: its settings (SET FEATURES) */
+    struct atapi_dev cd;
     int boot_index;
     struct ahci_slot slots[AHCI_NR_SLOTS];
     uint8_t buf[ATA_TRIM_MAX_BLOCKS * ATA_SECTOR];   /* PIO-in data, TRIM ranges */
+    _Static_assert(ATA_TRIM_MAX_BLOCKS * ATA_SECTOR >= ATAPI_BUF_MAX, "MMC answers fit");
 };
 
 struct ahci {
@@ -368,6 +371,12 @@ static void post_signature(struct ahci_port *p)
 {
     if (p->dev == PORT_EMPTY)
         return;
+    if (p->dev == PORT_CDROM) {
+        /* ACS-3 §9.1: the PACKET signature, LBA 23:8 = EB14h, status 0 */
+        p->sig = AHCI_SIG_ATAPI;
+        post_d2h(p, 0, 0x01, 1, 0xEB1401, false);
+        return;
+    }
     p->sig = AHCI_SIG_ATA;
     post_d2h(p, ATA_ST_DRDY | ATA_ST_DSC, 0x01, 1, 1, false);
 }
@@ -394,7 +403,7 @@ static void cmd_done(struct ahci_port *p, unsigned slot, const struct ata_cmd *c
 
     if (s->hdr)
         put_le32(s->hdr + 4, bytes);   /* PRDBC (§4.2.2 DW1) */
-    if (c->act == ATA_ACT_DATA_IN || c->pio)
+    if (c->pio)
         post_pio_setup(p, ATA_ST_DRDY | ATA_ST_DSC, (uint16_t)c->len);
     post_d2h(p, ATA_ST_DRDY | ATA_ST_DSC, c->error, c->count_out, 0, true);
     p->ci &= ~(1u << slot);
@@ -419,10 +428,13 @@ static void port_reset_regs(struct ahci_port *p)
     p->cmd = AHCI_PX_CMD_SUD | AHCI_PX_CMD_POD;
     p->sctl = 0;
     p->ssts = p->dev == PORT_EMPTY ? 0 : SSTS_PRESENT;
-    p->tfd = p->dev == PORT_EMPTY ? 0x7F : 0x0150;
-    p->sig = p->dev == PORT_EMPTY ? 0xFFFFFFFF : AHCI_SIG_ATA;
-    if (p->dev == PORT_DISK)
+    p->tfd = p->dev == PORT_EMPTY ? 0x7F : p->dev == PORT_CDROM ? 0x0100 : 0x0150;
+    p->sig = p->dev == PORT_EMPTY ? 0xFFFFFFFF : p->dev == PORT_CDROM ? AHCI_SIG_ATAPI :
+             AHCI_SIG_ATA;
+    if (p->dev != PORT_EMPTY)
         ata_disk_reset(&p->ata);
+    if (p->dev == PORT_CDROM)
+        atapi_reset(&p->cd);
 }
 
 static bool any_inflight(const struct ahci *h)
@@ -444,6 +456,78 @@ static void hba_reset(struct ahci *h)
 }
 
 /* ---- the engine side (on the port's thread, h->lock held) ---- */
+
+/* A CD-ROM's command (the ATA side of ATAPI, ACS-3 §7.18, §7.13): the
+ * PACKET command's CDB through the MMC decoder into cmd (READ of 2048-byte
+ * sectors, DATA_IN of p->buf, NODATA) or a CHECK CONDITION, which fails
+ * it with the sense key in the error register (ACS-3 §7.18.5: ABRT and
+ * sense key in bits 7:4) -- then true: nothing more to do. */
+static bool cd_decode(struct ahci_port *p, unsigned slot, const struct ata_tf *tf,
+                      const struct ahci_cmd *c, struct ata_cmd *cmd, struct blk_request *r)
+{
+    struct atapi_result res;
+
+    (void)r;
+    memset(cmd, 0, sizeof(*cmd));
+    switch (tf->command) {
+    case ATA_PACKET:
+        /* FEATURE bit 0: DMA; else PIO (a PIO Setup FIS ends it) */
+        cmd->pio = !(tf->features & 1);
+        atapi_cmd(&p->cd, c->acmd, p->buf, &res);
+        switch (res.act) {
+        case ATAPI_GOOD:
+            cmd->act = ATA_ACT_NODATA;
+            cmd->pio = false;
+            return false;
+        case ATAPI_DATA_IN:
+            cmd->act = ATA_ACT_DATA_IN;
+            cmd->len = res.len;
+            return false;
+        case ATAPI_READ:
+            cmd->act = ATA_ACT_READ;
+            cmd->lba = res.lba;
+            cmd->sectors = res.sectors;
+            cmd->len = res.len;
+            cmd->cd = true;
+            return false;
+        case ATAPI_CHECK:
+            cmd_fail(p, slot, (uint8_t)(p->cd.sense_key << 4 | ATA_ER_ABRT), 0);
+            return true;
+        }
+        return false;
+    case ATA_IDENTIFY_PACKET:
+        atapi_identify(&p->cd, p->ata.serial, p->buf);
+        cmd->act = ATA_ACT_DATA_IN;
+        cmd->pio = true;
+        cmd->len = 512;
+        return false;
+    case ATA_DEVICE_RESET:
+        atapi_reset(&p->cd);
+        post_signature(p);
+        cmd->act = ATA_ACT_NODATA;
+        return false;
+    case ATA_IDENTIFY:
+        /* ACS-3 §7.12.2: a PACKET device aborts, its signature in the
+         * registers (how drivers tell it from a disk) */
+        cmd_fail(p, slot, ATA_ER_ABRT, 0);
+        return true;
+    default: {
+        /* the power and SET FEATURES commands as for a disk; nothing that
+         * moves data */
+        struct ata_disk none = p->ata;
+        none.sectors = 0;
+        none.readonly = true;
+        none.discard = false;
+        ata_decode(&none, tf, cmd);
+        if (cmd->act != ATA_ACT_NODATA) {
+            cmd_fail(p, slot, ATA_ER_ABRT, 0);
+            return true;
+        }
+        p->ata = none;
+        return false;
+    }
+    }
+}
 
 static void start_slot(struct ahci_port *p, unsigned slot)
 {
@@ -476,6 +560,8 @@ static void start_slot(struct ahci_port *p, unsigned slot)
          * cleared ends it and the device sends its signature. */
         if (!(tf.control & 0x04)) {
             ata_disk_reset(&p->ata);
+            if (p->dev == PORT_CDROM)
+                atapi_reset(&p->cd);
             post_signature(p);
         }
         p->ci &= ~(1u << slot);
@@ -483,7 +569,12 @@ static void start_slot(struct ahci_port *p, unsigned slot)
         return;
     }
     struct ata_cmd *cmd = &s->cmd;
-    ata_decode(&p->ata, &tf, cmd);
+    if (p->dev == PORT_CDROM) {
+        if (cd_decode(p, slot, &tf, &c, cmd, &r))
+            return;   /* done already */
+    } else {
+        ata_decode(&p->ata, &tf, cmd);
+    }
     if (cmd->ncq && (cmd->tag != slot || !(p->sact & (1u << slot)))) {
         /* §5.6.4.1: the tag is the slot, its PxSACT bit set first */
         log_guest_once(COMP, "%s: NCQ tag %u in slot %u (SACT 0x%x)", p->name, cmd->tag, slot,
@@ -508,7 +599,7 @@ static void start_slot(struct ahci_port *p, unsigned slot)
             cmd_fail(p, slot, ATA_ER_ABRT, n == -EFAULT ? AHCI_PX_IS_HBDS : 0);
             return;
         }
-        if (in)
+        if (in && cmd->identify)
             ata_identify(&p->ata, p->buf);
         size_t at = 0;
         for (int i = 0; i < n; i++) {
@@ -551,7 +642,7 @@ static void start_slot(struct ahci_port *p, unsigned slot)
             return;
         }
         r.op = cmd->act == ATA_ACT_READ ? BLK_OP_READ : BLK_OP_WRITE;
-        r.offset = cmd->lba * ATA_SECTOR;
+        r.offset = cmd->lba * (cmd->cd ? ATAPI_SECTOR : ATA_SECTOR);
         r.len = cmd->len;
         r.iov = s->iov;
         r.niov = (unsigned)n;
@@ -967,27 +1058,37 @@ static int port_init(struct ahci *h, unsigned i, const struct disk_arg *a)
     int err;
 
     snprintf(p->name, sizeof(p->name), "%s port %u (%.20s)", h->name, i, base ? base + 1 : a->path);
-    if (a->cdrom) {
-        log_err(COMP, "--cdrom %s: ATAPI CD-ROMs are not built in yet", a->path);
-        return -ENOTSUP;
-    }
-    err = blk_image_open(&p->img, COMP, a->path, a->readonly, a->cache == DISK_CACHE_NONE);
+    err = blk_image_open(&p->img, COMP, a->path, a->readonly || a->cdrom,
+                         a->cache == DISK_CACHE_NONE);
     if (err)
         return err;
     p->img_open = true;
-    p->dev = PORT_DISK;
+    p->dev = a->cdrom ? PORT_CDROM : PORT_DISK;
+    if (a->cdrom && (p->img.size % ATAPI_SECTOR || p->img.size == 0)) {
+        log_err(COMP, "--cdrom %s: the image is %" PRIu64 " bytes, not a whole number of "
+                "2048-byte sectors; a CD/DVD image (ISO 9660, UDF) is", a->path, p->img.size);
+        return -EINVAL;
+    }
+    if (a->cdrom) {
+        struct atapi_dev *cd = &p->cd;
+        cd->sectors = p->img.size / ATAPI_SECTOR;
+        snprintf(cd->vendor, sizeof(cd->vendor), "MINIVMM");
+        snprintf(cd->product, sizeof(cd->product), "SATA CD-ROM");
+        snprintf(cd->revision, sizeof(cd->revision), "1.0");
+        atapi_reset(cd);
+    }
     p->boot_index = a->boot_index;
     struct ata_disk *d = &p->ata;
     d->sectors = p->img.size / ATA_SECTOR;
-    d->readonly = a->readonly;
-    d->discard = a->discard && !a->readonly;
+    d->readonly = a->readonly || a->cdrom;
+    d->discard = a->discard && !d->readonly;
     d->physical_block = p->img.logical_block;
     if (a->serial[0])
         snprintf(d->serial, sizeof(d->serial), "%s", a->serial);
     else
         snprintf(d->serial, sizeof(d->serial), "MV%016" PRIX64, p->img.ino ^ (p->img.dev << 40));
     snprintf(d->firmware, sizeof(d->firmware), "1.0");
-    snprintf(d->model, sizeof(d->model), "minivmm SATA disk");
+    snprintf(d->model, sizeof(d->model), a->cdrom ? "minivmm SATA CD-ROM" : "minivmm SATA disk");
     ata_disk_reset(d);
 
     p->kick_fd = eventfd(0, EFD_CLOEXEC);
@@ -1011,8 +1112,9 @@ static int port_init(struct ahci *h, unsigned i, const struct disk_arg *a)
     err = blk_engine_create(&ec, &p->engine);
     if (err)
         return err;
-    log_debug(COMP, "%s: %s, %" PRIu64 " sectors of 512%s", p->name, a->path, d->sectors,
-              a->readonly ? ", read-only" : "");
+    log_debug(COMP, "%s: %s, %s of %" PRIu64 " bytes%s", p->name, a->path,
+              a->cdrom ? "ATAPI CD-ROM" : "SATA disk", p->img.size,
+              d->readonly ? ", read-only" : "");
     return 0;
 }
 

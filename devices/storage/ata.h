@@ -108,6 +108,7 @@ struct ata_cmd {
     uint8_t error;              /* ABORT: error register (ABRT, IDNF) */
     uint8_t count_out;          /* NODATA: the count register returned (CHECK POWER MODE) */
     bool identify;              /* DATA_IN: IDENTIFY DEVICE data */
+    bool cd;                    /* READ: of 2048-byte sectors (an ATAPI READ) */
 };
 
 /* The FIS's 20 bytes into tf. -EINVAL unless it is a Register H2D FIS

@@ -20,6 +20,7 @@
 #include "devices/pci/pcidev.h"
 #include "devices/storage/ahci.h"
 #include "devices/storage/ata.h"
+#include "devices/storage/atapi.h"
 #include "fake_env.h"
 #include "vmm/gm.h"
 #include "vmm/irq.h"
@@ -769,4 +770,203 @@ Test(ahci, register_widths)
     cr_assert_eq(bus_read(&fe.mmio, ABAR + AHCI_PORT_BASE + AHCI_PX_SIG, q, 8), 0);
     cr_assert_eq(q[0], 0x01);
     cr_assert_eq(q[4], 0x33, "SSTS in the upper dword");
+}
+
+/* ---- the ATAPI CD-ROM ---- */
+
+static struct atapi_dev cd0(void)
+{
+    struct atapi_dev d = { .sectors = 1000 };
+    snprintf(d.vendor, sizeof(d.vendor), "MINIVMM");
+    snprintf(d.product, sizeof(d.product), "CD");
+    snprintf(d.revision, sizeof(d.revision), "1.0");
+    atapi_reset(&d);
+    return d;
+}
+
+static struct atapi_result mmc(struct atapi_dev *d, uint8_t *buf, const uint8_t *cdb12)
+{
+    uint8_t cdb[16] = { 0 };
+    struct atapi_result r;
+    memcpy(cdb, cdb12, 12);
+    cr_assert_eq(atapi_cmd(d, cdb, buf, &r), 0);
+    return r;
+}
+
+Test(atapi, inquiry_capacity_read)
+{
+    struct atapi_dev d = cd0();
+    uint8_t b[ATAPI_BUF_MAX];
+    struct atapi_result r = mmc(&d, b, (const uint8_t[12]){ 0x12, 0, 0, 0, 96 });
+    cr_assert_eq(r.act, ATAPI_DATA_IN);
+    cr_assert_eq(r.len, 36);
+    cr_assert_eq(b[0], 0x05);
+    cr_assert_eq(b[1], 0x80, "removable");
+    cr_assert_eq(memcmp(b + 8, "MINIVMM ", 8), 0);
+    r = mmc(&d, b, (const uint8_t[12]){ 0x12, 0, 0, 0, 8 });
+    cr_assert_eq(r.len, 8, "the allocation length cuts");
+    r = mmc(&d, b, (const uint8_t[12]){ 0x12, 1, 0x80, 0, 96 });
+    cr_assert_eq(r.act, ATAPI_CHECK, "no VPD pages");
+    r = mmc(&d, b, (const uint8_t[12]){ 0x25 });
+    cr_assert_eq(r.len, 8);
+    cr_assert_eq(b[3], (999 & 0xFF));
+    cr_assert_eq(b[2], 999 >> 8);
+    cr_assert_eq(b[6], 0x08, "2048-byte blocks");
+    r = mmc(&d, b, (const uint8_t[12]){ 0x28, 0, 0, 0, 0x03, 0xE6, 0, 0, 2 });
+    cr_assert_eq(r.act, ATAPI_READ);
+    cr_assert_eq(r.lba, 998);
+    cr_assert_eq(r.sectors, 2);
+    r = mmc(&d, b, (const uint8_t[12]){ 0x28, 0, 0, 0, 0x03, 0xE7, 0, 0, 2 });
+    cr_assert_eq(r.act, ATAPI_CHECK, "past the end");
+    cr_assert_eq(d.sense_key, SENSE_ILLEGAL_REQUEST);
+    cr_assert_eq(d.asc, 0x21);
+    r = mmc(&d, b, (const uint8_t[12]){ 0x03, 0, 0, 0, 18 });
+    cr_assert_eq(r.len, 18);
+    cr_assert_eq(b[0], 0x70);
+    cr_assert_eq(b[2], SENSE_ILLEGAL_REQUEST);
+    cr_assert_eq(b[12], 0x21);
+    r = mmc(&d, b, (const uint8_t[12]){ 0x03, 0, 0, 0, 18 });
+    cr_assert_eq(b[2], SENSE_NONE, "the sense was cleared");
+    r = mmc(&d, b, (const uint8_t[12]){ 0xA8, 0, 0, 0, 0, 0, 0, 0x01, 0, 0 });
+    cr_assert_eq(r.act, ATAPI_CHECK, "READ(12) of more than 65535 sectors");
+    r = mmc(&d, b, (const uint8_t[12]){ 0xA8, 0, 0, 0, 0, 10, 0, 0, 0, 3 });
+    cr_assert_eq(r.act, ATAPI_READ);
+    cr_assert_eq(r.len, 3 * 2048);
+    r = mmc(&d, b, (const uint8_t[12]){ 0xFF });
+    cr_assert_eq(r.act, ATAPI_CHECK);
+    cr_assert_eq(d.asc, 0x20, "INVALID COMMAND OPERATION CODE");
+    r = mmc(&d, b, (const uint8_t[12]){ 0x2A });
+    cr_assert_eq(r.act, ATAPI_CHECK, "WRITE(10): read-only drive");
+    cr_assert_eq(mmc(&d, b, (const uint8_t[12]){ 0x00 }).act, ATAPI_GOOD);
+}
+
+Test(atapi, toc_configuration_events_mode)
+{
+    struct atapi_dev d = cd0();
+    uint8_t b[ATAPI_BUF_MAX];
+    struct atapi_result r = mmc(&d, b, (const uint8_t[12]){ 0x43, 0, 0, 0, 0, 0, 0, 0, 100 });
+    cr_assert_eq(r.len, 20, "header, track 1, lead-out");
+    cr_assert_eq(b[6], 1);
+    cr_assert_eq(b[14], 0xAA);
+    cr_assert_eq(b[19], 1000 & 0xFF);
+    r = mmc(&d, b, (const uint8_t[12]){ 0x43, 2, 0, 0, 0, 0, 0, 0, 100 });
+    cr_assert_eq(b[9], 0, "MSF 00:02:00 for LBA 0");
+    cr_assert_eq(b[10], 2);
+    r = mmc(&d, b, (const uint8_t[12]){ 0x43, 0, 1, 0, 0, 0, 0, 0, 100 });
+    cr_assert_eq(r.len, 12, "session info");
+    r = mmc(&d, b, (const uint8_t[12]){ 0x43, 0, 5, 0, 0, 0, 0, 0, 100 });
+    cr_assert_eq(r.act, ATAPI_CHECK);
+    r = mmc(&d, b, (const uint8_t[12]){ 0x46, 0, 0, 0, 0, 0, 0, 1, 0 });
+    cr_assert_eq(r.act, ATAPI_DATA_IN);
+    cr_assert_eq(b[7], 0x08, "a small image is a CD-ROM");
+    cr_assert_eq(b[9], 0x00, "profile list first");
+    d.sectors = 2000000;
+    r = mmc(&d, b, (const uint8_t[12]){ 0x46, 2, 0, 3, 0, 0, 0, 1, 0 });
+    cr_assert_eq(b[7], 0x10, "DVD-ROM");
+    cr_assert_eq(r.len, 8 + 8, "RT 2: the one feature");
+    cr_assert_eq(b[9], 0x03);
+    r = mmc(&d, b, (const uint8_t[12]){ 0x4A, 1, 0, 0, 0x10, 0, 0, 0, 8 });
+    cr_assert_eq(r.len, 8);
+    cr_assert_eq(b[4], 2, "new media, once");
+    cr_assert_eq(b[5], 2, "present");
+    r = mmc(&d, b, (const uint8_t[12]){ 0x4A, 1, 0, 0, 0x10, 0, 0, 0, 8 });
+    cr_assert_eq(b[4], 0);
+    r = mmc(&d, b, (const uint8_t[12]){ 0x4A, 0, 0, 0, 0x10, 0, 0, 0, 8 });
+    cr_assert_eq(r.act, ATAPI_CHECK, "asynchronous: not supported");
+    r = mmc(&d, b, (const uint8_t[12]){ 0x5A, 0, 0x2A, 0, 0, 0, 0, 0, 100 });
+    cr_assert_eq(r.len, 8 + 28);
+    cr_assert_eq(b[8], 0x2A);
+    r = mmc(&d, b, (const uint8_t[12]){ 0x5A, 0, 0x3F, 0, 0, 0, 0, 0, 100 });
+    cr_assert_eq(r.len, 8 + 12 + 28);
+    r = mmc(&d, b, (const uint8_t[12]){ 0x5A, 0, 0x05, 0, 0, 0, 0, 0, 100 });
+    cr_assert_eq(r.act, ATAPI_CHECK, "no such page");
+    r = mmc(&d, b, (const uint8_t[12]){ 0x5A, 0, 0xEA, 0, 0, 0, 0, 0, 100 });
+    cr_assert_eq(d.asc, 0x39, "saved values");
+    r = mmc(&d, b, (const uint8_t[12]){ 0x51, 0, 0, 0, 0, 0, 0, 0, 34 });
+    cr_assert_eq(r.len, 34);
+    cr_assert_eq(b[2], 0x0E);
+    r = mmc(&d, b, (const uint8_t[12]){ 0xBD, 0, 0, 0, 0, 0, 0, 0, 0, 8 });
+    cr_assert_eq(r.len, 8);
+    cr_assert_eq(mmc(&d, b, (const uint8_t[12]){ 0x1E, 0, 0, 0, 1 }).act, ATAPI_GOOD);
+    cr_assert(d.locked);
+    cr_assert_eq(mmc(&d, b, (const uint8_t[12]){ 0x1B, 0, 0, 0, 2 }).act, ATAPI_GOOD);
+}
+
+static uint32_t packet(unsigned s, const uint8_t *cdb12, const struct prd *prds, unsigned n)
+{
+    uint8_t f[20], cdb[16] = { 0 };
+    memcpy(cdb, cdb12, 12);
+    h2d(f, ATA_PACKET, 0, 0, 1 /* DMA */);
+    build(0, s, f, cdb, prds, n, false);
+    wr(PX(0, AHCI_PX_IS), 0xFFFFFFFF);
+    return issue(0, s);
+}
+
+static void cd_up(uint64_t bytes)
+{
+    make_file("cd.iso", bytes);
+    char spec[200];
+    snprintf(spec, sizeof(spec), "cdrom:%s", path);
+    const char *s[] = { spec };
+    cr_assert_eq(create(s, 1), 0);
+    plug_and_start(1);
+}
+
+Test(ahci, atapi_end_to_end)
+{
+    cd_up(512 * 2048);
+    cr_assert_eq(rd(PX(0, AHCI_PX_SIG)), AHCI_SIG_ATAPI);
+    struct prd p = { DATA_GPA, 512 };
+    /* IDENTIFY DEVICE aborts on a packet device; IDENTIFY PACKET DEVICE answers */
+    uint32_t is = run(0, ATA_IDENTIFY, 0, 0, 0, &p, 1, false);
+    cr_assert(is & AHCI_PX_IS_TFES);
+    restart_port(0);
+    is = run(1, ATA_IDENTIFY_PACKET, 0, 0, 0, &p, 1, false);
+    cr_assert_eq(is & AHCI_PX_IS_TFES, 0);
+    cr_assert_eq(word(ram(DATA_GPA, 512), 0) >> 14, 2, "ATAPI");
+    cr_assert_eq((word(ram(DATA_GPA, 512), 0) >> 8) & 0x1F, 5, "CD-ROM");
+
+    is = packet(2, (const uint8_t[12]){ 0x12, 0, 0, 0, 36 }, &p, 1);
+    cr_assert_eq(is & (AHCI_PX_IS_TFES | AHCI_PX_IS_DHRS), AHCI_PX_IS_DHRS);
+    cr_assert_eq(prdbc(0, 2), 36);
+    cr_assert_eq(*ram(DATA_GPA, 1), 0x05);
+
+    is = packet(3, (const uint8_t[12]){ 0x25 }, &p, 1);
+    cr_assert_eq(is & AHCI_PX_IS_TFES, 0);
+    const uint8_t *c = ram(DATA_GPA, 8);
+    cr_assert_eq(c[2] << 8 | c[3], 511);
+
+    struct prd rp[2] = { { DATA_GPA, 2048 }, { DATA_GPA + 0x10000, 2048 } };
+    is = packet(4, (const uint8_t[12]){ 0x28, 0, 0, 0, 0, 7, 0, 0, 2 }, rp, 2);
+    cr_assert_eq(is & AHCI_PX_IS_TFES, 0);
+    cr_assert_eq(prdbc(0, 4), 4096);
+    for (unsigned i = 0; i < 4096; i += 97) {
+        uint64_t gpa = i < 2048 ? DATA_GPA + i : DATA_GPA + 0x10000 + i - 2048;
+        cr_assert_eq(*ram(gpa, 1), pattern_byte(7 * 2048 + i), "byte %u", i);
+    }
+
+    /* past the end: CHECK CONDITION, sense key in the error register */
+    is = packet(5, (const uint8_t[12]){ 0x28, 0, 0, 0, 0x01, 0xFF, 0, 0, 2 }, rp, 2);
+    cr_assert(is & AHCI_PX_IS_TFES);
+    cr_assert_eq(rd(PX(0, AHCI_PX_TFD)), (uint32_t)(SENSE_ILLEGAL_REQUEST << 4 | ATA_ER_ABRT) << 8
+                 | 0x41);
+    restart_port(0);
+    is = packet(6, (const uint8_t[12]){ 0x03, 0, 0, 0, 18 }, &p, 1);
+    cr_assert_eq(is & AHCI_PX_IS_TFES, 0);
+    cr_assert_eq(ram(DATA_GPA, 18)[2], SENSE_ILLEGAL_REQUEST);
+    cr_assert_eq(ram(DATA_GPA, 18)[12], 0x21, "LBA OUT OF RANGE");
+
+    /* writes are refused at the ATA level */
+    is = run(7, ATA_WRITE_DMA_EXT, 0, 1, 0, &p, 1, true);
+    cr_assert(is & AHCI_PX_IS_TFES);
+}
+
+Test(ahci, cdrom_image_not_2048_refused)
+{
+    make_file("odd.iso", 512 * 2048 + 512);
+    char spec[200];
+    snprintf(spec, sizeof(spec), "cdrom:%s", path);
+    const char *s[] = { spec };
+    cr_assert_eq(create(s, 1), -EINVAL);
+    cr_assert_null(hba);
 }
