@@ -388,6 +388,13 @@ static void port_process(struct ahci_port *p);
 /* A command failed (§6.1.2): the taskfile error, TFES and the halt. */
 static void cmd_fail(struct ahci_port *p, unsigned slot, uint8_t error, uint32_t extra_is)
 {
+    if (p->slots[slot].cmd.ncq) {
+        /* for the NCQ Command Error log the driver reads next (ACS-3 §9.13) */
+        p->ata.ncq_err = true;
+        p->ata.ncq_tag = (uint8_t)slot;
+        p->ata.ncq_status = ATA_ST_DRDY | ATA_ST_ERR;
+        p->ata.ncq_error = error;
+    }
     post_d2h(p, ATA_ST_DRDY | ATA_ST_ERR, error, 0, 0, true);
     p->is |= AHCI_PX_IS_TFES | extra_is;
     p->halted = true;
@@ -469,6 +476,7 @@ static bool cd_decode(struct ahci_port *p, unsigned slot, const struct ata_tf *t
 
     (void)r;
     memset(cmd, 0, sizeof(*cmd));
+    cmd->log = -1;
     switch (tf->command) {
     case ATA_PACKET:
         /* FEATURE bit 0: DMA; else PIO (a PIO Setup FIS ends it) */
@@ -539,6 +547,7 @@ static void start_slot(struct ahci_port *p, unsigned slot)
     int n;
 
     s->hdr = NULL;
+    memset(&s->cmd, 0, sizeof(s->cmd));
     int err = ahci_cmd_fetch(gm, p->clb, slot, &c);
     if (err) {
         log_guest_once(COMP, "%s: slot %u: command header at 0x%" PRIx64 " or its table is %s",
@@ -601,6 +610,8 @@ static void start_slot(struct ahci_port *p, unsigned slot)
         }
         if (in && cmd->identify)
             ata_identify(&p->ata, p->buf);
+        else if (in && cmd->log >= 0)
+            ata_read_log(&p->ata, cmd->log, p->buf);
         size_t at = 0;
         for (int i = 0; i < n; i++) {
             if (in)
@@ -661,8 +672,10 @@ static void start_slot(struct ahci_port *p, unsigned slot)
     p->busy |= 1u << slot;
     p->inflight++;
     if (cmd->ncq) {
-        /* §5.6.4.2: the device took it (D2H with BSY clear, I = 0) */
+        /* §5.6.4.2: the device took it (D2H with BSY clear, I = 0); the
+         * slot may be issued again once its SDB FIS came (busy until then) */
         p->ci &= ~(1u << slot);
+        p->taken &= ~(1u << slot);
     }
 }
 
@@ -713,7 +726,7 @@ static void io_complete(void *opaque, unsigned q, uint64_t tag, int64_t result)
     p->busy &= ~(1u << slot);
     if (p->inflight)
         p->inflight--;
-    if (TAG_GEN(tag) != (p->gen & 0xFFFFFF)) {
+    if (TAG_GEN(tag) != p->gen) {
         /* stopped or reset meanwhile: forgotten (§10.3.2) */
         if (h->resetting && !any_inflight(h))
             h->resetting = false;

@@ -80,6 +80,7 @@ int ata_decode(struct ata_disk *d, const struct ata_tf *tf, struct ata_cmd *c)
     uint64_t lba28 = (tf->lba & 0xFFFFFF) | (uint64_t)(tf->device & 0xF) << 24;
 
     memset(c, 0, sizeof(*c));
+    c->log = -1;
     switch (tf->command) {
     case ATA_READ_DMA:
     case ATA_READ_SECTORS:
@@ -121,6 +122,20 @@ int ata_decode(struct ata_disk *d, const struct ata_tf *tf, struct ata_cmd *c)
         c->act = ATA_ACT_TRIM;
         c->len = tf->count * ATA_SECTOR;
         return 0;
+    case ATA_READ_LOG_EXT:
+    case ATA_READ_LOG_DMA_EXT: {
+        /* §7.24: LBA 7:0 the log address, 47:32 and 15:8 the page, COUNT
+         * pages; one page of the two logs here */
+        unsigned log = tf->lba & 0xFF;
+        unsigned page = (unsigned)((tf->lba >> 8) & 0xFF) | (unsigned)((tf->lba >> 32) & 0xFF00);
+        if ((log != 0x00 && log != 0x10) || page != 0 || tf->count != 1)
+            return abort_cmd(c, ATA_ER_ABRT);
+        c->act = ATA_ACT_DATA_IN;
+        c->log = (int)log;
+        c->pio = tf->command == ATA_READ_LOG_EXT;
+        c->len = 512;
+        return 0;
+    }
     case ATA_IDENTIFY:
         c->act = ATA_ACT_DATA_IN;
         c->identify = true;
@@ -231,10 +246,10 @@ void ata_identify(const struct ata_disk *d, uint8_t id[512])
     /* 82-87: NOP, power management, write cache; FLUSH CACHE (EXT), LBA48 */
     put16(id, 82, 1u << 14 | 1u << 5 | 1u << 3);
     put16(id, 83, 0x4000 | 1u << 13 | 1u << 12 | 1u << 10);
-    put16(id, 84, 0x4000);
+    put16(id, 84, 0x4000 | 1u << 5);            /* general purpose logging */
     put16(id, 85, (uint16_t)(1u << 14 | (d->wcache ? 1u << 5 : 0) | 1u << 3));
     put16(id, 86, 1u << 13 | 1u << 12 | 1u << 10);
-    put16(id, 87, 0x4000);
+    put16(id, 87, 0x4000 | 1u << 5);
     put16(id, 88, (uint16_t)(0x7F | (kind == 8 ? 0x100u << mode : 0)));
     put16(id, 100, (uint16_t)cap);
     put16(id, 101, (uint16_t)(cap >> 16));
@@ -256,6 +271,33 @@ void ata_identify(const struct ata_disk *d, uint8_t id[512])
     for (unsigned i = 0; i < 511; i++)
         sum = (uint8_t)(sum + id[i]);
     id[511] = (uint8_t)-sum;
+}
+
+void ata_read_log(struct ata_disk *d, int log, uint8_t out[512])
+{
+    memset(out, 0, 512);
+    if (log == 0x00) {
+        /* §9.2: version 0001h; log 10h has one page */
+        out[0] = 0x01;
+        out[2 * 0x10] = 1;
+        return;
+    }
+    if (log != 0x10)
+        return;
+    /* §9.13: NQ (bit 7) clear and the tag of the failed command, its
+     * status and error; the checksum makes the page sum to 0 */
+    if (d->ncq_err) {
+        out[0] = d->ncq_tag & 0x1F;
+        out[2] = d->ncq_status;
+        out[3] = d->ncq_error;
+    } else {
+        out[0] = 0x80;   /* NQ: no NCQ command failed */
+    }
+    d->ncq_err = false;
+    uint8_t sum = 0;
+    for (unsigned i = 0; i < 511; i++)
+        sum = (uint8_t)(sum + out[i]);
+    out[511] = (uint8_t)-sum;
 }
 
 int ata_trim_parse(const uint8_t *buf, size_t len, uint64_t sectors, uint64_t (*ranges)[2],

@@ -14,6 +14,8 @@
  *     (LBA28 count 0 = 256, LBA48 count 0 = 65536 sectors of 512 bytes)
  *   READ/WRITE FPDMA QUEUED (§7.28, §7.69: count in features, tag in
  *     count 7:3)                                      -> READ/WRITE, ncq
+ *   READ LOG (DMA) EXT (§7.24) of the log directory (00h) or the NCQ
+ *     Command Error log (10h), one page             -> DATA_IN ata_read_log
  *   FLUSH CACHE (EXT)                                 -> FLUSH (fdatasync)
  *   DATA SET MANAGEMENT, TRIM (§7.5)                  -> TRIM: count blocks
  *     of 512 bytes of range entries, parsed by ata_trim_parse
@@ -57,7 +59,7 @@
 enum {
     ATA_NOP = 0x00, ATA_DSM = 0x06, ATA_DEVICE_RESET = 0x08, ATA_RECALIBRATE = 0x10,
     ATA_READ_SECTORS = 0x20, ATA_READ_SECTORS_EXT = 0x24, ATA_READ_DMA_EXT = 0x25,
-    ATA_READ_LOG_EXT = 0x2F, ATA_WRITE_SECTORS = 0x30, ATA_WRITE_SECTORS_EXT = 0x34,
+    ATA_READ_LOG_EXT = 0x2F, ATA_READ_LOG_DMA_EXT = 0x47, ATA_WRITE_SECTORS = 0x30, ATA_WRITE_SECTORS_EXT = 0x34,
     ATA_WRITE_DMA_EXT = 0x35, ATA_READ_VERIFY = 0x40, ATA_READ_VERIFY_EXT = 0x42,
     ATA_READ_FPDMA = 0x60, ATA_WRITE_FPDMA = 0x61, ATA_DIAGNOSTIC = 0x90,
     ATA_INIT_PARAMS = 0x91, ATA_PACKET = 0xA0, ATA_IDENTIFY_PACKET = 0xA1, ATA_SMART = 0xB0,
@@ -86,6 +88,10 @@ struct ata_disk {
     bool wcache;                /* write cache enabled (power-on: on) */
     uint8_t multiple;           /* SET MULTIPLE (0: off) */
     uint8_t xfer_mode;          /* SET FEATURES 03h value (power-on: UDMA6 0x46) */
+    /* the last failed NCQ command, for the NCQ Command Error log (ACS-3
+     * §9.13); reading the log clears it */
+    bool ncq_err;
+    uint8_t ncq_tag, ncq_status, ncq_error;
 };
 
 enum ata_act {
@@ -108,6 +114,7 @@ struct ata_cmd {
     uint8_t error;              /* ABORT: error register (ABRT, IDNF) */
     uint8_t count_out;          /* NODATA: the count register returned (CHECK POWER MODE) */
     bool identify;              /* DATA_IN: IDENTIFY DEVICE data */
+    int log;                    /* DATA_IN: a log page (ata_read_log), or -1 */
     bool cd;                    /* READ: of 2048-byte sectors (an ATAPI READ) */
 };
 
@@ -122,6 +129,9 @@ int ata_decode(struct ata_disk *d, const struct ata_tf *tf, struct ata_cmd *cmd)
 /* IDENTIFY DEVICE data (ACS-3 §7.12.7), 256 little-endian words with the
  * integrity word (255) set. */
 void ata_identify(const struct ata_disk *d, uint8_t out[512]);
+/* Log page log (00h or 10h; ACS-3 §9.2, §9.13) into out; reading 10h
+ * clears the NCQ error. */
+void ata_read_log(struct ata_disk *d, int log, uint8_t out[512]);
 /* TRIM range entries (ACS-3 §7.5.3.2: 48-bit LBA, 16-bit count; a count
  * of 0 is ignored) in buf[0..len) into ranges (bytes), at most max.
  * Returns the number of ranges (0..max) or -EINVAL for a range past the

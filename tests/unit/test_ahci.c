@@ -534,13 +534,42 @@ Test(ahci, ncq_several_tags)
     for (unsigned t = 4; t < 8; t++)
         for (unsigned i = 0; i < 8 * 512; i += 511)
             cr_assert_eq(*ram(DATA_GPA + t * 0x4000 + i, 1), pattern_byte(t * 16 * 512 + i));
-    /* a tag that is not its slot fails */
+    /* the same tags again, other sectors: slots are reusable after their SDB FIS */
+    for (unsigned round = 1; round < 4; round++) {
+        wr(PX(0, AHCI_PX_SACT), 0xF0);
+        for (unsigned t = 4; t < 8; t++) {
+            struct prd p = { DATA_GPA + t * 0x4000, 8 * 512 };
+            h2d(f, ATA_READ_FPDMA, t * 16 + round * 100, (uint16_t)(t << 3), 8);
+            build(0, t, f, NULL, &p, 1, false);
+        }
+        wr(PX(0, AHCI_PX_CI), 0xF0);
+        cr_assert(wait_reg(PX(0, AHCI_PX_SACT), 0xF0, 0), "round %u", round);
+        for (unsigned t = 4; t < 8; t++)
+            cr_assert_eq(*ram(DATA_GPA + t * 0x4000 + 7, 1),
+                         pattern_byte((t * 16 + round * 100) * 512 + 7));
+    }
+    /* a tag that is not its slot fails; the NCQ error log names it */
     struct prd p = { DATA_GPA, 512 };
     wr(PX(0, AHCI_PX_SACT), 1u << 9);
     h2d(f, ATA_READ_FPDMA, 0, 3u << 3, 1);
     build(0, 9, f, NULL, &p, 1, false);
     is = issue(0, 9);
     cr_assert(is & AHCI_PX_IS_TFES);
+    restart_port(0);
+    cr_assert_eq(rd(PX(0, AHCI_PX_SACT)), 0, "SACT cleared with ST");
+    is = run(10, ATA_READ_LOG_EXT, 0x10, 1, 0, &p, 1, false);
+    cr_assert_eq(is & AHCI_PX_IS_TFES, 0);
+    const uint8_t *log = ram(DATA_GPA, 512);
+    cr_assert_eq(log[0], 9, "NQ clear, tag 9");
+    cr_assert_eq(log[3], ATA_ER_ABRT);
+    uint8_t sum = 0;
+    for (unsigned i = 0; i < 512; i++)
+        sum = (uint8_t)(sum + log[i]);
+    cr_assert_eq(sum, 0);
+    is = run(11, ATA_READ_LOG_DMA_EXT, 0x10, 1, 0, &p, 1, false);
+    cr_assert_eq(ram(DATA_GPA, 1)[0], 0x80, "read once: cleared");
+    is = run(12, ATA_READ_LOG_EXT, 0x30, 1, 0, &p, 1, false);
+    cr_assert(is & AHCI_PX_IS_TFES, "other logs abort");
 }
 
 Test(ahci, trim)
