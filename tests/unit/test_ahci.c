@@ -999,3 +999,57 @@ Test(ahci, cdrom_image_not_2048_refused)
     cr_assert_eq(create(s, 1), -EINVAL);
     cr_assert_null(hba);
 }
+
+/* Clearing ST or resetting the HBA with requests at the engine: CI and
+ * SACT are dropped at once, CR / HR read 1 until the engine is done with
+ * them, the late completions are forgotten, and the port works after. */
+Test(ahci, stop_and_reset_with_requests_in_flight)
+{
+    disk_up("");
+    uint8_t f[20];
+    for (unsigned round = 0; round < 2; round++) {
+        wr(PX(0, AHCI_PX_SACT), 0xFFFFFFFF);
+        for (unsigned t = 0; t < 32; t++) {
+            struct prd p = { DATA_GPA + t * 0x8000, 0x8000 };
+            h2d(f, ATA_READ_FPDMA, t * 64, (uint16_t)(t << 3), 64);
+            build(0, t, f, NULL, &p, 1, false);
+        }
+        wr(PX(0, AHCI_PX_CI), 0xFFFFFFFF);
+        if (round == 0) {
+            wr(PX(0, AHCI_PX_CMD), AHCI_PX_CMD_FRE);
+            cr_assert_eq(rd(PX(0, AHCI_PX_CI)), 0);
+            cr_assert_eq(rd(PX(0, AHCI_PX_SACT)), 0);
+            cr_assert(wait_reg(PX(0, AHCI_PX_CMD), AHCI_PX_CMD_CR, 0));
+        } else {
+            wr(AHCI_GHC, AHCI_GHC_HR);
+            cr_assert(wait_reg(AHCI_GHC, AHCI_GHC_HR, 0));
+            cr_assert_eq(rd(PX(0, AHCI_PX_SACT)), 0);
+            wr(PX(0, AHCI_PX_CLB), (uint32_t)CLB_GPA);
+            wr(PX(0, AHCI_PX_FB), (uint32_t)FB_GPA);
+        }
+        sleep_ms(20);
+        cr_assert_eq(rd(PX(0, AHCI_PX_SACT)), 0, "late completions are forgotten");
+        wr(PX(0, AHCI_PX_IS), 0xFFFFFFFF);
+        wr(PX(0, AHCI_PX_CMD), AHCI_PX_CMD_FRE | AHCI_PX_CMD_ST);
+        struct prd ok = { DATA_GPA, 512 };
+        uint32_t is = run(3, ATA_READ_DMA_EXT, 5, 1, 0, &ok, 1, false);
+        cr_assert_eq(is & AHCI_PX_IS_TFES, 0);
+        cr_assert_eq(*ram(DATA_GPA + 3, 1), pattern_byte(5 * 512 + 3));
+    }
+}
+
+/* A guest reset unplugs and plugs again: power-on state, working again. */
+Test(ahci, unplug_and_plug_again)
+{
+    disk_up("");
+    struct prd p = { DATA_GPA, 512 };
+    wr(AHCI_GHC, AHCI_GHC_IE);
+    cr_assert_eq(run(0, ATA_IDENTIFY, 0, 0, 0, &p, 1, false) & AHCI_PX_IS_TFES, 0);
+    ahci_unplug(hba);
+    uint8_t b[4];
+    cr_assert_neq(bus_read(&fe.mmio, ABAR + AHCI_CAP, b, 4), 0, "ABAR gone");
+    plug_and_start(1);
+    cr_assert_eq(rd(AHCI_GHC), AHCI_GHC_AE, "power-on GHC");
+    cr_assert_eq(run(1, ATA_IDENTIFY, 0, 0, 0, &p, 1, false) & AHCI_PX_IS_TFES, 0);
+    cr_assert_eq(word(ram(DATA_GPA, 512), 100), DISK_BYTES / 512);
+}
