@@ -69,6 +69,7 @@ struct ahci_port {
     unsigned inflight;
     uint32_t gen;                   /* bumped by stop/reset: older completions are dropped */
     bool halted;                    /* TFES: nothing more until ST is cleared */
+    bool in_completion, irq_event;  /* completions: one interrupt per engine round */
     unsigned ccs;
     /* the device */
     enum port_dev dev;
@@ -385,6 +386,17 @@ static void post_signature(struct ahci_port *p)
 
 static void port_process(struct ahci_port *p);
 
+/* An interrupt cause was posted: raised now, or, inside a round of
+ * completions, once at its end (io_round_end: one MSI for a batch of NCQ
+ * completions instead of one each). */
+static void port_irq(struct ahci_port *p)
+{
+    if (p->in_completion)
+        p->irq_event = true;
+    else
+        irq_update(p->h, true);
+}
+
 /* A command failed (§6.1.2): the taskfile error, TFES and the halt. */
 static void cmd_fail(struct ahci_port *p, unsigned slot, uint8_t error, uint32_t extra_is)
 {
@@ -400,7 +412,7 @@ static void cmd_fail(struct ahci_port *p, unsigned slot, uint8_t error, uint32_t
     p->halted = true;
     p->ccs = slot;
     p->taken &= ~(1u << slot);   /* its CI bit stays: software sees which failed */
-    irq_update(p->h, true);
+    port_irq(p);
 }
 
 /* A non-NCQ command succeeded: its CI bit, the D2H FIS. */
@@ -415,7 +427,7 @@ static void cmd_done(struct ahci_port *p, unsigned slot, const struct ata_cmd *c
     post_d2h(p, ATA_ST_DRDY | ATA_ST_DSC, c->error, c->count_out, 0, true);
     p->ci &= ~(1u << slot);
     p->taken &= ~(1u << slot);
-    irq_update(p->h, true);
+    port_irq(p);
 }
 
 /* What stopping does (ST cleared, COMRESET, HBA reset: §10.3.2): the
@@ -723,6 +735,7 @@ static void io_complete(void *opaque, unsigned q, uint64_t tag, int64_t result)
 
     (void)q;
     pthread_mutex_lock(&h->lock);
+    p->in_completion = true;
     p->busy &= ~(1u << slot);
     if (p->inflight)
         p->inflight--;
@@ -731,6 +744,7 @@ static void io_complete(void *opaque, unsigned q, uint64_t tag, int64_t result)
         if (h->resetting && !any_inflight(h))
             h->resetting = false;
         port_process(p);
+        p->in_completion = false;
         pthread_mutex_unlock(&h->lock);
         return;
     }
@@ -748,24 +762,33 @@ static void io_complete(void *opaque, unsigned q, uint64_t tag, int64_t result)
         if (s->hdr)
             put_le32(s->hdr + 4, c->len);
         post_sdb(p, 1u << slot, ATA_ST_DRDY | ATA_ST_DSC, 0);
-        irq_update(h, true);
+        port_irq(p);
     } else {
         cmd_done(p, slot, c, xfer ? c->len : (c->act == ATA_ACT_TRIM ? c->len : 0));
     }
     port_process(p);
+    p->in_completion = false;
     pthread_mutex_unlock(&h->lock);
 }
 
+/* After each round of completions (and at stop): what they posted raises
+ * the interrupt once. */
 static void io_round_end(void *opaque, unsigned q)
 {
-    (void)opaque;
+    struct ahci_port *p = opaque;
+
     (void)q;
+    pthread_mutex_lock(&p->h->lock);
+    if (p->irq_event) {
+        p->irq_event = false;
+        irq_update(p->h, true);
+    }
+    pthread_mutex_unlock(&p->h->lock);
 }
 
 static void io_stop(void *opaque, unsigned q)
 {
-    (void)opaque;
-    (void)q;
+    io_round_end(opaque, q);
 }
 
 static const struct blk_engine_ops ahci_engine_ops = {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "devices/block/disk_args.h"
+#include "devices/chipset/q35.h"
 #include "devices/pci/pci.h"
 #include "devices/pci/pcidev.h"
 #include "devices/storage/ahci.h"
@@ -1052,4 +1053,36 @@ Test(ahci, unplug_and_plug_again)
     cr_assert_eq(rd(AHCI_GHC), AHCI_GHC_AE, "power-on GHC");
     cr_assert_eq(run(1, ATA_IDENTIFY, 0, 0, 0, &p, 1, false) & AHCI_PX_IS_TFES, 0);
     cr_assert_eq(word(ram(DATA_GPA, 512), 100), DISK_BYTES / 512);
+}
+
+/* On the q35 platform: placed at 00:1f.2 next to the LPC, found by the
+ * guest's own config cycles, INTA# on the slot's GSI, the drives in the
+ * fw_cfg bootorder by their bootindex among the other devices. */
+Test(ahci, on_q35)
+{
+    char a[128], c[128];
+    snprintf(a, sizeof(a), "%s,if=sata", path);
+    make_file("setup.iso", 64 * 2048);
+    snprintf(c, sizeof(c), "%s", path);
+    struct disk_args da = { .nr = 0 };
+    char err[256];
+    cr_assert_eq(disk_args_apply(&da, "--disk", 6, a, err, sizeof(err)), 0);
+    cr_assert_eq(disk_args_apply(&da, "--cdrom", 7, c, err, sizeof(err)), 0);
+    da.boot_cdrom = true;
+    cr_assert_eq(disk_args_finish(&da, err, sizeof(err)), 0);
+    struct pcidev_list l = { .nr = 0 };
+    struct pcidev_host host = { .env = &fe.env, .irq = &irq, .vm_fd = -1, .io_pin = -1 };
+    cr_assert_eq(ahci_attach(&host, &da, &l), 0);
+    struct q35 *q;
+    struct q35_config qc = { .nr_cpus = 1, .devs = &l };
+    cr_assert_eq(q35_create(&fe.env, &qc, &q), 0);
+    pio_out(&fe, 0xCF8, 0x80000000u | 0x1Fu << 11 | 2u << 8, 4);
+    cr_assert_eq(pio_in(&fe, 0xCFC, 4), 0x29228086);
+    pio_out(&fe, 0xCF8, 0x80000000u | 0x1Fu << 11 | 2u << 8 | PCI_INTERRUPT_LINE, 4);
+    cr_assert_eq(pio_in(&fe, 0xCFC, 4) & 0xFFFF, 0x0100 | (unsigned)q35_intx_gsi(
+                 ahci_pci(l.dev[0].opaque), 1));
+    cr_assert_str_eq(q35_bootorder(q), "/pci@i0cf8/pci8086,2922@1f,2/drive@1/disk@0\n"
+                     "/pci@i0cf8/pci8086,2922@1f,2/drive@0/disk@0\n", "--boot cdrom: CD first");
+    q35_destroy(q);
+    pcidev_list_destroy(&l);
 }
