@@ -52,6 +52,7 @@ struct ahci_slot {
     struct blk_range ranges[ATA_TRIM_MAX_RANGES];
     struct ata_cmd cmd;
     uint8_t *hdr;                   /* PRDBC at +4 */
+    bool flushing;                  /* a write's FLUSH (no write cache, FUA) is running */
 };
 
 struct ahci;
@@ -482,11 +483,10 @@ static void hba_reset(struct ahci *h)
  * it with the sense key in the error register (ACS-3 §7.18.5: ABRT and
  * sense key in bits 7:4) -- then true: nothing more to do. */
 static bool cd_decode(struct ahci_port *p, unsigned slot, const struct ata_tf *tf,
-                      const struct ahci_cmd *c, struct ata_cmd *cmd, struct blk_request *r)
+                      const struct ahci_cmd *c, struct ata_cmd *cmd)
 {
     struct atapi_result res;
 
-    (void)r;
     memset(cmd, 0, sizeof(*cmd));
     cmd->log = -1;
     switch (tf->command) {
@@ -527,8 +527,8 @@ static bool cd_decode(struct ahci_port *p, unsigned slot, const struct ata_tf *t
         cmd->act = ATA_ACT_NODATA;
         return false;
     case ATA_IDENTIFY:
-        /* ACS-3 §7.12.2: a PACKET device aborts, its signature in the
-         * registers (how drivers tell it from a disk) */
+        /* ACS-3 §7.12.2: a PACKET device aborts; PxSIG keeps the packet
+         * signature drivers tell it from a disk by */
         cmd_fail(p, slot, ATA_ER_ABRT, 0);
         return true;
     default: {
@@ -559,6 +559,7 @@ static void start_slot(struct ahci_port *p, unsigned slot)
     int n;
 
     s->hdr = NULL;
+    s->flushing = false;
     memset(&s->cmd, 0, sizeof(s->cmd));
     int err = ahci_cmd_fetch(gm, p->clb, slot, &c);
     if (err) {
@@ -591,7 +592,7 @@ static void start_slot(struct ahci_port *p, unsigned slot)
     }
     struct ata_cmd *cmd = &s->cmd;
     if (p->dev == PORT_CDROM) {
-        if (cd_decode(p, slot, &tf, &c, cmd, &r))
+        if (cd_decode(p, slot, &tf, &c, cmd))
             return;   /* done already */
     } else {
         ata_decode(&p->ata, &tf, cmd);
@@ -750,6 +751,23 @@ static void io_complete(void *opaque, unsigned q, uint64_t tag, int64_t result)
     }
     const struct ata_cmd *c = &s->cmd;
     bool xfer = c->act == ATA_ACT_READ || c->act == ATA_ACT_WRITE;
+    if (s->flushing) {
+        result = result < 0 ? result : (int64_t)c->len;
+    } else if (c->act == ATA_ACT_WRITE && result == (int64_t)c->len &&
+               (!p->ata.wcache || c->fua)) {
+        /* ACS-3 §7.45.7 (write cache disabled) and FUA: the data is on
+         * stable storage before the command completes */
+        struct blk_request fr = { .op = BLK_OP_FLUSH, .tag = tag };
+        if (blk_engine_submit(p->engine, 0, &fr) == 0) {
+            s->flushing = true;
+            p->busy |= 1u << slot;
+            p->inflight++;
+            p->in_completion = false;
+            pthread_mutex_unlock(&h->lock);
+            return;
+        }
+        result = -EIO;
+    }
     if (result < 0 || (xfer && (uint64_t)result != c->len)) {
         log_guest_once(COMP, "%s: %s at sector %" PRIu64 " failed: %s", p->name,
                        c->act == ATA_ACT_READ ? "read" : c->act == ATA_ACT_WRITE ? "write" :

@@ -100,13 +100,13 @@ int ata_decode(struct ata_disk *d, const struct ata_tf *tf, struct ata_cmd *c)
         return xfer(d, c, true, tf->lba, n48);
     case ATA_READ_FPDMA:
     case ATA_WRITE_FPDMA: {
-        /* §7.28.3: count in FEATURE 15:0 (0 = 65536), NCQ tag in COUNT 7:3;
-         * FUA in DEVICE bit 7 (data reaches the file either way: the
-         * engine's writes are not acknowledged before the kernel has them;
-         * FUA asks for stable storage, which FLUSH gives). */
+        /* §7.28.3: count in FEATURE 15:0 (0 = 65536), NCQ tag in COUNT 7:3,
+         * FUA in DEVICE bit 7: the write is on stable storage when it
+         * completes (the front end flushes after it) */
         uint32_t n = tf->features ? tf->features : 65536;
         c->ncq = true;
         c->tag = (uint8_t)((tf->count >> 3) & 0x1F);
+        c->fua = tf->device & 0x80;
         return xfer(d, c, tf->command == ATA_WRITE_FPDMA, tf->lba, n);
     }
     case ATA_FLUSH:

@@ -110,6 +110,7 @@ struct ata_cmd {
     uint32_t sectors;           /* READ/WRITE: 1..65536 */
     uint32_t len;               /* bytes of the data phase */
     bool ncq, pio;              /* FPDMA QUEUED; PIO protocol (a PIO Setup FIS) */
+    bool fua;                   /* WRITE FPDMA QUEUED with FUA: durable at completion */
     uint8_t tag;                /* ncq: 0..31 */
     uint8_t error;              /* ABORT: error register (ABRT, IDNF) */
     uint8_t count_out;          /* NODATA: the count register returned (CHECK POWER MODE) */

@@ -83,6 +83,7 @@ Test(ata, transfers)
     cr_assert(c.ncq);
     cr_assert_eq(c.tag, 7);
     cr_assert_eq(c.sectors, 8);
+    cr_assert_not(c.fua);
     /* LBA28: bits 27:24 from the device register */
     uint8_t f[20];
     struct ata_tf tf;
@@ -1085,4 +1086,37 @@ Test(ahci, on_q35)
                      "/pci@i0cf8/pci8086,2922@1f,2/drive@0/disk@0\n", "--boot cdrom: CD first");
     q35_destroy(q);
     pcidev_list_destroy(&l);
+}
+
+/* Write cache off (SET FEATURES 82h) and FUA: writes complete after a
+ * flush of their own; IDENTIFY says the cache is off. */
+Test(ahci, write_cache_off_and_fua)
+{
+    disk_up("");
+    struct prd p = { DATA_GPA, 512 };
+    uint32_t is = run(0, ATA_SET_FEATURES, 0, 0, 0x82, NULL, 0, false);
+    cr_assert_eq(is & AHCI_PX_IS_TFES, 0);
+    is = run(1, ATA_IDENTIFY, 0, 0, 0, &p, 1, false);
+    cr_assert_eq(word(ram(DATA_GPA, 512), 85) & (1u << 5), 0, "write cache disabled");
+    memset(ram(DATA_GPA, 512), 0x5C, 512);
+    is = run(2, ATA_WRITE_DMA_EXT, 20, 1, 0, &p, 1, true);
+    cr_assert_eq(is & (AHCI_PX_IS_TFES | AHCI_PX_IS_DHRS), AHCI_PX_IS_DHRS);
+    cr_assert_eq(prdbc(0, 2), 512);
+    uint8_t f[20];
+    wr(PX(0, AHCI_PX_SACT), 1u << 3);
+    h2d(f, ATA_WRITE_FPDMA, 21, 3u << 3, 1);
+    f[7] |= 0x80;   /* FUA */
+    build(0, 3, f, NULL, &p, 1, true);
+    wr(PX(0, AHCI_PX_CI), 1u << 3);
+    cr_assert(wait_reg(PX(0, AHCI_PX_SACT), 1u << 3, 0));
+    cr_assert_eq(rd(PX(0, AHCI_PX_IS)) & AHCI_PX_IS_TFES, 0);
+    uint8_t back[1024];
+    int fd = open(path, O_RDONLY);
+    cr_assert_eq(pread(fd, back, 1024, 20 * 512), 1024);
+    close(fd);
+    for (unsigned i = 0; i < 1024; i++)
+        cr_assert_eq(back[i], 0x5C);
+    is = run(4, ATA_SET_FEATURES, 0, 0, 0x02, NULL, 0, false);
+    is = run(5, ATA_IDENTIFY, 0, 0, 0, &p, 1, false);
+    cr_assert(word(ram(DATA_GPA, 512), 85) & (1u << 5), "on again");
 }
