@@ -93,7 +93,8 @@ struct ahci {
     pthread_mutex_t lock;
     uint32_t ghc;
     bool resetting;                 /* GHC.HR written, requests still in flight */
-    uint64_t bar_addr;
+    uint64_t bar_addr, idp_addr;    /* ABAR, the BAR4 index/data pair */
+    uint32_t idp_index;
     struct pci_bus *bus;
     bool plugged, started;
     int intx_gsi;
@@ -990,12 +991,65 @@ static int abar_write(void *opaque, uint64_t off, const void *data, unsigned len
 
 static const struct bus_ops abar_ops = { .read = abar_read, .write = abar_write };
 
+/* The index/data pair in BAR4 (AHCI 1.3.1 §2.4 SATACR1, as QEMU's
+ * ich9-ahci): a dword index into ABAR at +10h, the register at +14h.
+ * Other offsets and widths read 0 and ignore writes. */
+static int idp_read(void *opaque, uint64_t off, void *data, unsigned len)
+{
+    struct ahci *h = opaque;
+
+    memset(data, 0, len);
+    if (len != 4 || (off != AHCI_IDP_INDEX && off != AHCI_IDP_DATA))
+        return 0;
+    pthread_mutex_lock(&h->lock);
+    uint32_t index = h->idp_index;
+    pthread_mutex_unlock(&h->lock);
+    if (off == AHCI_IDP_INDEX) {
+        put_le32(data, index);
+        return 0;
+    }
+    return abar_read(h, index, data, 4);
+}
+
+static int idp_write(void *opaque, uint64_t off, const void *data, unsigned len)
+{
+    struct ahci *h = opaque;
+
+    if (len != 4 || (off != AHCI_IDP_INDEX && off != AHCI_IDP_DATA))
+        return 0;
+    pthread_mutex_lock(&h->lock);
+    if (off == AHCI_IDP_INDEX)
+        h->idp_index = get_le32(data) & (AHCI_ABAR_SIZE - 4);
+    uint32_t index = h->idp_index;
+    pthread_mutex_unlock(&h->lock);
+    if (off == AHCI_IDP_DATA)
+        return abar_write(h, index, data, 4);
+    return 0;
+}
+
+static const struct bus_ops idp_ops = { .read = idp_read, .write = idp_write };
+
 /* ---- PCI ---- */
 
 static void ahci_bar_map(struct pci_device *d, unsigned bar, uint64_t addr)
 {
     struct ahci *h = d->opaque;
 
+    if (bar == AHCI_IDP_BAR) {
+        if (h->idp_addr != PCI_BAR_UNMAPPED) {
+            bus_unregister(h->vm.env->pio, h->idp_addr);
+            h->idp_addr = PCI_BAR_UNMAPPED;
+        }
+        if (addr == PCI_BAR_UNMAPPED)
+            return;
+        if (bus_register(h->vm.env->pio, addr, AHCI_IDP_SIZE, h->name, &idp_ops, h)) {
+            log_guest_once(COMP, "%s: BAR4 at port 0x%" PRIx64 " overlaps another range; not "
+                           "decoded", h->name, addr);
+            return;
+        }
+        h->idp_addr = addr;
+        return;
+    }
     if (bar != AHCI_ABAR)
         return;
     if (h->bar_addr != PCI_BAR_UNMAPPED) {
@@ -1053,9 +1107,15 @@ static int build_config_space(struct ahci *h)
     pci_cfg_set(d, PCI_SUBSYSTEM_VENDOR_ID, 2, 0x1AF4);   /* as QEMU's ich9-ahci */
     pci_cfg_set(d, PCI_SUBSYSTEM_ID, 2, 0x1100);
     pci_device_set_intx_pin(d, 1);
+    r |= pci_device_set_bar(d, AHCI_IDP_BAR, PCI_BAR_IO, false, AHCI_IDP_SIZE);
     r |= pci_device_set_bar(d, AHCI_ABAR, PCI_BAR_MEM32, false, AHCI_ABAR_SIZE);
-    if (pci_pm_cap_add(d, AHCI_PM_AT) < 0 || pci_msi_cap_add(d, AHCI_MSI_AT, 1, false) < 0)
+    if (pci_pm_cap_add(d, AHCI_PM_AT) < 0 || pci_msi_cap_add(d, AHCI_MSI_AT, 1, false) < 0 ||
+        pci_cap_add(d, AHCI_SATA_AT, AHCI_CAP_ID_SATA, 8) < 0)
         r = -EINVAL;
+    /* §2.4: revision 1.0; SATACR1: BARLOC 1000b (BAR4 at 20h), BAROFST
+     * 4 dwords (the index at +10h) */
+    pci_cfg_set(d, AHCI_SATA_AT + 2, 2, 0x0010);
+    pci_cfg_set(d, AHCI_SATA_AT + 4, 4, (AHCI_IDP_INDEX / 4) << 4 | 0x8);
     return r ? -EINVAL : 0;
 }
 
@@ -1182,7 +1242,7 @@ int ahci_create(const struct ahci_vm *vm, const struct disk_arg *const *disks, u
         return -ENOMEM;
     snprintf(h->name, sizeof(h->name), "ahci0");
     h->vm = *vm;
-    h->bar_addr = PCI_BAR_UNMAPPED;
+    h->bar_addr = h->idp_addr = PCI_BAR_UNMAPPED;
     h->intx_gsi = -1;
     h->msi_gsi = -1;
     pthread_mutex_init(&h->lock, NULL);
@@ -1264,8 +1324,13 @@ void ahci_unplug(struct ahci *h)
         bus_unregister(h->vm.env->mmio, h->bar_addr);
         h->bar_addr = PCI_BAR_UNMAPPED;
     }
+    if (h->idp_addr != PCI_BAR_UNMAPPED) {
+        bus_unregister(h->vm.env->pio, h->idp_addr);
+        h->idp_addr = PCI_BAR_UNMAPPED;
+    }
     pthread_mutex_lock(&h->lock);
     h->started = false;
+    h->idp_index = 0;
     pthread_mutex_unlock(&h->lock);
     /* without the lock: completions take it */
     for (unsigned i = 0; i < AHCI_NR_PORTS; i++)

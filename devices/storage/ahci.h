@@ -3,10 +3,11 @@
  * disk (devices/storage/ata.h) or an ATAPI CD-ROM
  * (devices/storage/atapi.h) on its own image and block engine thread.
  *
- * PCI (AHCI 1.3.1 §2): BAR5 = ABAR, 4 KiB of memory; the PM capability at
- * 0x70 (PCI PM 1.2), MSI at 0x80 (one vector, 64-bit, no masking); INTA#
- * on the platform's GSI while MSI is off. No BAR4 index/data pair and no
- * SATA capability (nothing needs them with ABAR there).
+ * PCI (AHCI 1.3.1 §2): BAR5 = ABAR, 4 KiB of memory; BAR4 = 32 bytes of
+ * I/O with QEMU's index/data pair into ABAR (index +10h, data +14h); the
+ * PM capability at 0x70 (PCI PM 1.2), MSI at 0x80 (one vector, 64-bit, no
+ * masking), the SATA capability at 0xA8 (§2.4: revision 1.0, pointing at
+ * the pair); INTA# on the platform's GSI while MSI is off.
  *
  * HBA registers (§3.1), ABAR + 0x00:
  *   00 CAP   S64A, SNCQ, SAM (AHCI only), ISS Gen3, 32 slots (NCS 31),
@@ -59,8 +60,14 @@
 #define AHCI_NR_SLOTS       32
 #define AHCI_ABAR           5
 #define AHCI_ABAR_SIZE      0x1000
+#define AHCI_IDP_BAR        4
+#define AHCI_IDP_SIZE       32
+#define AHCI_IDP_INDEX      0x10
+#define AHCI_IDP_DATA       0x14
 #define AHCI_PM_AT          0x70
 #define AHCI_MSI_AT         0x80
+#define AHCI_SATA_AT        0xA8
+#define AHCI_CAP_ID_SATA    0x12    /* Serial ATA Data/Index Configuration */
 #define AHCI_MAX_PRDTL      65535u
 #define AHCI_MAX_IOV        1024u   /* IOV_MAX: per command after merging */
 #define AHCI_CMD_HDR_SIZE   32u

@@ -1120,3 +1120,27 @@ Test(ahci, write_cache_off_and_fua)
     is = run(5, ATA_IDENTIFY, 0, 0, 0, &p, 1, false);
     cr_assert(word(ram(DATA_GPA, 512), 85) & (1u << 5), "on again");
 }
+
+/* The BAR4 index/data pair reaches the ABAR registers; the SATA
+ * capability points at it. */
+Test(ahci, index_data_pair)
+{
+    disk_up("");
+    uint32_t v;
+    uint8_t at = pci_cap_find(ahci_pci(hba), AHCI_CAP_ID_SATA);
+    cr_assert_eq(at, AHCI_SATA_AT);
+    cr_assert_eq(pci_config_read(&pb, 0, DEVFN, at + 4, 4, &v), 0);
+    cr_assert_eq(v, 0x48, "BAR4, offset 10h");
+    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, PCI_BAR0 + 4 * AHCI_IDP_BAR, 4, 0xC000), 0);
+    cr_assert_eq(pci_config_write(&pb, 0, DEVFN, PCI_COMMAND, 2, PCI_COMMAND_IO |
+                                  PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER), 0);
+    pio_out(&fe, 0xC000 + AHCI_IDP_INDEX, AHCI_PI, 4);
+    cr_assert_eq(pio_in(&fe, 0xC000 + AHCI_IDP_INDEX, 4), AHCI_PI);
+    cr_assert_eq(pio_in(&fe, 0xC000 + AHCI_IDP_DATA, 4), 0x3F);
+    pio_out(&fe, 0xC000 + AHCI_IDP_INDEX, PX(0, AHCI_PX_IE), 4);
+    pio_out(&fe, 0xC000 + AHCI_IDP_DATA, AHCI_PX_IS_DHRS, 4);
+    cr_assert_eq(rd(PX(0, AHCI_PX_IE)), AHCI_PX_IS_DHRS, "a write through the pair");
+    pio_out(&fe, 0xC000 + AHCI_IDP_INDEX, 0xFFFFFFFF, 4);
+    cr_assert_eq(pio_in(&fe, 0xC000 + AHCI_IDP_INDEX, 4), AHCI_ABAR_SIZE - 4, "inside ABAR");
+    cr_assert_eq(pio_in(&fe, 0xC000, 4), 0, "other offsets read 0");
+}
