@@ -66,7 +66,9 @@ test-asan: $(BUILD)/asan/unit-tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/unit-tests --jobs 2
 
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c, each linked with the library
-# sources under ASan+UBSan. FUZZ_SECONDS per target (default 20).
+# sources under ASan+UBSan. FUZZ_SECONDS per target (default 20). New inputs
+# go to build/corpus/<name>; the committed seeds in tests/fuzz/corpus/<name>
+# (when there are any) are read too.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_SECONDS ?= 20
@@ -87,8 +89,8 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libminivmm-fuzz.a
 fuzz: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do mkdir -p $(BUILD)/corpus/$$(basename $$f); \
 	  echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)/corpus/$$(basename $$f) \
-	    $$(d=tests/fuzz/corpus/$$(basename $$f); test -d $$d && echo $$d) 2>$(BUILD)/fuzz/$$(basename $$f).log \
+	  seeds=tests/fuzz/corpus/$$(basename $$f); [ -d $$seeds ] || seeds=; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)/corpus/$$(basename $$f) $$seeds 2>$(BUILD)/fuzz/$$(basename $$f).log \
 	    || { tail -40 $(BUILD)/fuzz/$$(basename $$f).log; exit 1; }; done
 
 deps:

@@ -37,6 +37,7 @@
 #include "devices/legacy/uart.h"
 #include "devices/pci/pcidev.h"
 #include "devices/block/disk_args.h"
+#include "devices/storage/ahci.h"
 #include "devices/storage/nvme.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_net_args.h"
@@ -649,12 +650,13 @@ static void vm_acpi_config(struct vm *vm)
 #define VM_PCI_KINDS(X)                          \
     X(vfio, vfio_pci_attach)      /* --gpu, --device vfio,... */ \
     X(disks, virtio_blk_attach)   /* --disk */   \
+    X(disks, ahci_attach)         /* --disk ...,if=sata, --cdrom */ \
     X(disks, nvme_attach)         /* --disk FILE,if=nvme */ \
     X(nics, virtio_net_attach)    /* --net */
 
 #define VM_PCI_KIND_ATTACH(field, attach)                                           \
     static int vm_attach_##attach(const struct pcidev_host *h, const struct config *c, \
-                                 struct pcidev_list *l)                             \
+                                  struct pcidev_list *l)                            \
     {                                                                               \
         return attach(h, &c->field, l);                                             \
     }

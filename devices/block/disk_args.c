@@ -205,13 +205,6 @@ int disk_args_finish(struct disk_args *a, char *err, unsigned errlen)
 {
     int next = 0;
 
-    /* (until the AHCI controller lands: refuse rather than drop) */
-    for (unsigned i = 0; i < a->nr; i++)
-        if (a->disk[i].iface == DISK_IF_SATA)
-            return arg_fail(err, errlen, "%s %s: %s is not built into this minivmm yet; use a "
-                            "virtio disk (if=virtio)", a->disk[i].cdrom ? "--cdrom" : "--disk",
-                            a->disk[i].path, a->disk[i].cdrom ? "an ATAPI CD-ROM" : "if=sata");
-
     /* the ones with a bootindex first, by it */
     for (unsigned i = 0; i < a->nr; i++) {
         a->disk[i].boot_index = DISK_NO_BOOTINDEX;

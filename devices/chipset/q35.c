@@ -132,35 +132,61 @@ static int q35_place(struct q35 *q, struct pcidev_list *l, unsigned *ports)
  * or a passed-through NIC's ROM hold up a disk boot (they cost minutes
  * without a DHCP server). Without bootable devices, OVMF keeps its own
  * order: NULL. */
+/* Boot entry i of d (a device with boot_entry has one per drive; one
+ * with boot_path only has entry 0 with its boot_index): 0, -ENOENT past
+ * the last, another -errno for an entry with no path. */
+#define Q35_MAX_BOOT_ENTRIES 32
+static int q35_boot_entry(const struct pcidev *d, unsigned i, int *boot_index, char *buf,
+                          size_t len)
+{
+    if (d->ops->boot_entry)
+        return d->ops->boot_entry(d->opaque, &d->where, i, boot_index, buf, len);
+    if (i > 0 || !d->ops->boot_path)
+        return -ENOENT;
+    *boot_index = d->boot_index;
+    return d->ops->boot_path(d->opaque, &d->where, buf, len);
+}
+
 static const char *q35_build_bootorder(struct q35 *q, const struct pcidev_list *l)
 {
     size_t at = 0;
     int done = PCIDEV_NO_BOOT;
+    char path[128];
 
     q->bootorder[0] = '\0';
     for (;;) {
         /* the next boot_index above the last one written */
         int best = PCIDEV_NO_BOOT;
         for (unsigned i = 0; i < l->nr; i++) {
-            int b = l->dev[i].boot_index;
-            if (b > done && l->dev[i].ops->boot_path && (best == PCIDEV_NO_BOOT || b < best))
-                best = b;
+            for (unsigned e = 0; e < Q35_MAX_BOOT_ENTRIES; e++) {
+                int b = PCIDEV_NO_BOOT;
+                int r = q35_boot_entry(&l->dev[i], e, &b, path, sizeof(path));
+                if (r == -ENOENT)
+                    break;
+                if (b > done && (best == PCIDEV_NO_BOOT || b < best))
+                    best = b;
+            }
         }
         if (best == PCIDEV_NO_BOOT)
             break;
         for (unsigned i = 0; i < l->nr; i++) {
             const struct pcidev *d = &l->dev[i];
-            char path[128];
-            if (d->boot_index != best || !d->ops->boot_path ||
-                d->ops->boot_path(d->opaque, &d->where, path, sizeof(path)))
-                continue;
-            int n = snprintf(q->bootorder + at, sizeof(q->bootorder) - at, "%s\n", path);
-            if (n < 0 || (size_t)n >= sizeof(q->bootorder) - at) {
-                log_warn("q35", "%s: the boot order is full; it boots after the others", d->name);
-                q->bootorder[at] = '\0';
-                continue;
+            for (unsigned e = 0; e < Q35_MAX_BOOT_ENTRIES; e++) {
+                int b = PCIDEV_NO_BOOT;
+                int r = q35_boot_entry(d, e, &b, path, sizeof(path));
+                if (r == -ENOENT)
+                    break;
+                if (r || b != best)
+                    continue;
+                int n = snprintf(q->bootorder + at, sizeof(q->bootorder) - at, "%s\n", path);
+                if (n < 0 || (size_t)n >= sizeof(q->bootorder) - at) {
+                    log_warn("q35", "%s: the boot order is full; it boots after the others",
+                             d->name);
+                    q->bootorder[at] = '\0';
+                    continue;
+                }
+                at += (size_t)n;
             }
-            at += (size_t)n;
         }
         done = best;
     }

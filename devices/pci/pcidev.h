@@ -87,6 +87,11 @@ struct pcidev_ops {
     /* optional: OpenFirmware path for "bootorder" into buf (NUL-terminated);
      * 0, or -ENOSPC / -ENOENT (nothing to boot from) */
     int (*boot_path)(void *dev, const struct pcidev_where *w, char *buf, size_t len);
+    /* optional, instead of boot_path, for a device with several bootable
+     * drives (an AHCI's ports): drive i's boot index (PCIDEV_NO_BOOT: not
+     * bootable) and path; 0, -ENOSPC, or -ENOENT past the last drive */
+    int (*boot_entry)(void *dev, const struct pcidev_where *w, unsigned i, int *boot_index,
+                      char *buf, size_t len);
     /* optional: the link its root port should report (a passed-through
      * device's negotiated one, PCIe 6.0 §7.5.3.8): speed (1 = 2.5 GT/s ...)
      * and width; -ENOENT for the port's defaults */
@@ -102,7 +107,8 @@ struct pcidev {
     enum pcidev_kind kind;
     enum pcidev_place place;
     uint8_t fixed_devfn;            /* PCIDEV_FIXED only */
-    int boot_index;                 /* lower boots first; PCIDEV_NO_BOOT */
+    int boot_index;                 /* lower boots first; PCIDEV_NO_BOOT (with
+                                     * boot_entry: each drive has its own) */
     /* set by the platform */
     struct pcidev_where where;
     bool plugged;

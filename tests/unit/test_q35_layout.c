@@ -70,6 +70,24 @@ static int tdev_link(void *opaque, unsigned *speed, unsigned *width)
     return 0;
 }
 
+/* A controller with three drives (as an AHCI's ports): drive i boots at
+ * multi_index[i]. */
+static int multi_index[3];
+static int tdev_boot_entry(void *opaque, const struct pcidev_where *w, unsigned i,
+                           int *boot_index, char *buf, size_t len)
+{
+    (void)opaque;
+    if (i >= 3)
+        return -ENOENT;
+    *boot_index = multi_index[i];
+    int n = snprintf(buf, len, "/pci@i0cf8/m@%x/drive@%u", w->slot, i);
+    return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+static const struct pcidev_ops tdev_multi_ops = {
+    .plug = tdev_plug, .unplug = tdev_unplug, .boot_entry = tdev_boot_entry,
+};
+
 static const struct pcidev_ops tdev_ops = {
     .plug = tdev_plug, .unplug = tdev_unplug, .reset = tdev_reset, .destroy = tdev_destroy,
     .boot_path = tdev_boot_path, .link = tdev_link,
@@ -191,6 +209,29 @@ Test(q35_layout, bootorder_by_index)
     struct q35_config none = { .nr_cpus = 1 };
     cr_assert_eq(q35_create(&f.env, &none, &q), 0);
     cr_assert_null(q35_bootorder(q));
+    q35_destroy(q);
+}
+
+/* A device with several drives has a boot entry per drive, merged into
+ * the order with the single-path devices by boot index. */
+Test(q35_layout, bootorder_with_several_drives_per_device)
+{
+    struct q35 *q;
+    struct pcidev *d;
+    add(0, PCIDEV_STORAGE, PCIDEV_ROOT_BUS)->boot_index = 1;
+    pci_device_init(&devs[1].fn, "m", 0x8086, 0x2922, 0x010601, 0, PCI_HEADER_TYPE_NORMAL,
+                    PCI_CFG_LEGACY_SIZE);
+    cr_assert_eq(pcidev_add(&list, "m", PCIDEV_STORAGE, PCIDEV_FIXED, &tdev_multi_ops, &devs[1],
+                            &d), 0);
+    d->fixed_devfn = Q35_AHCI_DEVFN;
+    multi_index[0] = 2;
+    multi_index[1] = PCIDEV_NO_BOOT;
+    multi_index[2] = 0;
+    struct q35_config c = { .nr_cpus = 1, .devs = &list };
+
+    cr_assert_eq(q35_create(&f.env, &c, &q), 0);
+    cr_assert_str_eq(q35_bootorder(q), "/pci@i0cf8/m@1f/drive@2\n/pci@i0cf8/t@a\n"
+                     "/pci@i0cf8/m@1f/drive@0\n");
     q35_destroy(q);
 }
 
