@@ -81,8 +81,8 @@ const char *config_usage(void)
     static char text[sizeof(config_usage_head) + sizeof(config_usage_tail) + 8192];
 
     if (!text[0])
-        snprintf(text, sizeof(text), "%s%s%s%s%s", config_usage_head, vfio_args_usage,
-                 disk_args_usage, virtio_net_args_usage, config_usage_tail);
+        snprintf(text, sizeof(text), "%s%s%s%s%s%s", config_usage_head, vfio_args_usage,
+                 disk_args_usage, virtio_net_args_usage, display_args_usage, config_usage_tail);
     return text;
 }
 
@@ -359,14 +359,16 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
         if (!o) {
             bool takes_value = false;
             /* Passthrough flags belong to vfio/vfio_args.c, --disk and
-             * --net to the virtio devices' parsers. */
-            enum { FWD_NONE, FWD_VFIO, FWD_DISK, FWD_NET } fwd = FWD_NONE;
+             * --net to the virtio devices' parsers, --display to devices/display/. */
+            enum { FWD_NONE, FWD_VFIO, FWD_DISK, FWD_NET, FWD_DISPLAY } fwd = FWD_NONE;
             if (arg[1] == '-' && vfio_args_flag(arg, namelen, &takes_value))
                 fwd = FWD_VFIO;
             else if (arg[1] == '-' && disk_args_flag(arg, namelen, &takes_value))
                 fwd = FWD_DISK;
             else if (arg[1] == '-' && virtio_net_args_flag(arg, namelen, &takes_value))
                 fwd = FWD_NET;
+            else if (arg[1] == '-' && display_args_flag(arg, namelen, &takes_value))
+                fwd = FWD_DISPLAY;
             if (fwd != FWD_NONE) {
                 if (takes_value && !eq) {
                     if (i + 1 >= argc)
@@ -383,8 +385,10 @@ int config_parse(int argc, char **argv, struct config *cfg, char *err, unsigned 
                     e = vfio_args_apply(&cfg->vfio, arg, namelen, val, err, errlen);
                 else if (fwd == FWD_DISK)
                     e = disk_args_apply(&cfg->disks, arg, namelen, val, err, errlen);
-                else
+                else if (fwd == FWD_NET)
                     e = virtio_net_args_apply(&cfg->nics, arg, namelen, val, err, errlen);
+                else
+                    e = display_args_apply(&cfg->display, arg, namelen, val, err, errlen);
                 if (e)
                     return e;
                 continue;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "devices/block/disk_args.h"
+#include "devices/display/display_args.h"
 #include "devices/virtio/virtio_net_args.h"
 #include "vfio/vfio_args.h"
 
@@ -62,6 +63,9 @@ struct config {
      * (devices/virtio/virtio_net_args.c) */
     struct disk_args disks;
     struct virtio_net_args nics;
+
+    /* --display std|none (devices/display/display_args.c); none for now */
+    struct display_args display;
 
     int verbosity;              /* -v: +1, -q: -1 */
 };

@@ -37,6 +37,7 @@
 #include "devices/legacy/uart.h"
 #include "devices/pci/pcidev.h"
 #include "devices/block/disk_args.h"
+#include "devices/display/bochs_display.h"
 #include "devices/storage/ahci.h"
 #include "devices/storage/nvme.h"
 #include "devices/virtio/virtio_blk.h"
@@ -652,7 +653,8 @@ static void vm_acpi_config(struct vm *vm)
     X(disks, virtio_blk_attach)   /* --disk */   \
     X(disks, ahci_attach)         /* --disk ...,if=sata, --cdrom */ \
     X(disks, nvme_attach)         /* --disk FILE,if=nvme */ \
-    X(nics, virtio_net_attach)    /* --net */
+    X(nics, virtio_net_attach)    /* --net */ \
+    X(display, bochs_display_attach) /* --display std */
 
 #define VM_PCI_KIND_ATTACH(field, attach)                                           \
     static int vm_attach_##attach(const struct pcidev_host *h, const struct config *c, \
