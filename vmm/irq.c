@@ -263,3 +263,42 @@ int irqfd_deassign(struct irq_table *t, int fd, unsigned gsi)
     }
     return 0;
 }
+
+int irq_msi_vector_route(struct irq_table *t, int vm_fd, int fd, int *gsi, bool *attached,
+                         uint64_t addr, uint32_t data)
+{
+    int r;
+
+    if (*gsi < 0) {
+        r = irq_route_add_msi(t, addr, data);
+        if (r < 0)
+            return r;
+        *gsi = r;
+    } else {
+        r = irq_route_update_msi(t, (unsigned)*gsi, addr, data);
+        if (r < 0)
+            return r;
+    }
+    r = irq_commit(t);
+    if (r < 0)
+        return r;
+    if (!*attached) {
+        /* Without a VM (unit tests) the table is all there is. */
+        if (vm_fd >= 0) {
+            r = irqfd_assign(t, fd, (unsigned)*gsi, -1);
+            if (r < 0)
+                return r;
+        }
+        *attached = true;
+    }
+    return 0;
+}
+
+void irq_msi_vector_unroute(struct irq_table *t, int vm_fd, int fd, int gsi, bool *attached)
+{
+    if (!*attached)
+        return;
+    if (vm_fd >= 0)
+        irqfd_deassign(t, fd, (unsigned)gsi);
+    *attached = false;
+}

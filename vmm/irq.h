@@ -60,4 +60,15 @@ int irq_line(struct irq_table *t, unsigned gsi, int level);
 int irqfd_assign(struct irq_table *t, int fd, unsigned gsi, int resample_fd);
 int irqfd_deassign(struct irq_table *t, int fd, unsigned gsi);
 
+/* An emulated device's MSI or MSI-X vector delivered by KVM (the
+ * pci_irq_ops route/unroute of virtio-pci, AHCI and NVMe): eventfd fd
+ * bound by an irqfd to an MSI route with the message (addr, data). route
+ * adds the route (*gsi < 0: a new one, its GSI stored in *gsi) or updates
+ * it, commits the table, and attaches the irqfd unless *attached; unroute
+ * detaches it (the route and its GSI stay for the next route). With
+ * vm_fd < 0 (unit tests without KVM) only the table changes. 0 or -errno. */
+int irq_msi_vector_route(struct irq_table *t, int vm_fd, int fd, int *gsi, bool *attached,
+                         uint64_t addr, uint32_t data);
+void irq_msi_vector_unroute(struct irq_table *t, int vm_fd, int fd, int gsi, bool *attached);
+
 #endif

@@ -237,33 +237,12 @@ static int msi_route(void *opaque, enum pci_irq_kind kind, unsigned v, uint64_t 
                      uint32_t data)
 {
     struct ahci *h = opaque;
-    int r;
 
     (void)kind;
     if (v != 0)
         return -EINVAL;
-    if (h->msi_gsi < 0) {
-        r = irq_route_add_msi(h->vm.irq, addr, data);
-        if (r < 0)
-            return r;
-        h->msi_gsi = r;
-    } else {
-        r = irq_route_update_msi(h->vm.irq, (unsigned)h->msi_gsi, addr, data);
-        if (r < 0)
-            return r;
-    }
-    r = irq_commit(h->vm.irq);
-    if (r < 0)
-        return r;
-    if (!h->msi_attached) {
-        if (h->vm.vm_fd >= 0) {
-            r = irqfd_assign(h->vm.irq, h->msi_fd, (unsigned)h->msi_gsi, -1);
-            if (r < 0)
-                return r;
-        }
-        h->msi_attached = true;
-    }
-    return 0;
+    return irq_msi_vector_route(h->vm.irq, h->vm.vm_fd, h->msi_fd, &h->msi_gsi, &h->msi_attached,
+                                addr, data);
 }
 
 static void msi_unroute(void *opaque, enum pci_irq_kind kind, unsigned v)
@@ -271,11 +250,8 @@ static void msi_unroute(void *opaque, enum pci_irq_kind kind, unsigned v)
     struct ahci *h = opaque;
 
     (void)kind;
-    if (v == 0 && h->msi_attached) {
-        if (h->vm.vm_fd >= 0)
-            irqfd_deassign(h->vm.irq, h->msi_fd, (unsigned)h->msi_gsi);
-        h->msi_attached = false;
-    }
+    if (v == 0)
+        irq_msi_vector_unroute(h->vm.irq, h->vm.vm_fd, h->msi_fd, h->msi_gsi, &h->msi_attached);
 }
 
 static bool msi_pending(void *opaque, enum pci_irq_kind kind, unsigned v)

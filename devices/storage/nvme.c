@@ -364,33 +364,12 @@ static int nvme_msix_route(void *opaque, enum pci_irq_kind kind, unsigned v, uin
                            uint32_t data)
 {
     struct nvme *c = opaque;
-    int r;
 
     (void)kind;
     if (v >= NVME_NR_VECTORS)
         return -EINVAL;
-    if (c->vec_gsi[v] < 0) {
-        r = irq_route_add_msi(c->vm.irq, addr, data);
-        if (r < 0)
-            return r;
-        c->vec_gsi[v] = r;
-    } else {
-        r = irq_route_update_msi(c->vm.irq, (unsigned)c->vec_gsi[v], addr, data);
-        if (r < 0)
-            return r;
-    }
-    r = irq_commit(c->vm.irq);
-    if (r < 0)
-        return r;
-    if (!c->vec_attached[v]) {
-        if (c->vm.vm_fd >= 0) {
-            r = irqfd_assign(c->vm.irq, c->vec_fd[v], (unsigned)c->vec_gsi[v], -1);
-            if (r < 0)
-                return r;
-        }
-        c->vec_attached[v] = true;
-    }
-    return 0;
+    return irq_msi_vector_route(c->vm.irq, c->vm.vm_fd, c->vec_fd[v], &c->vec_gsi[v],
+                                &c->vec_attached[v], addr, data);
 }
 
 static void nvme_msix_unroute(void *opaque, enum pci_irq_kind kind, unsigned v)
@@ -398,11 +377,9 @@ static void nvme_msix_unroute(void *opaque, enum pci_irq_kind kind, unsigned v)
     struct nvme *c = opaque;
 
     (void)kind;
-    if (v < NVME_NR_VECTORS && c->vec_attached[v]) {
-        if (c->vm.vm_fd >= 0)
-            irqfd_deassign(c->vm.irq, c->vec_fd[v], (unsigned)c->vec_gsi[v]);
-        c->vec_attached[v] = false;
-    }
+    if (v < NVME_NR_VECTORS)
+        irq_msi_vector_unroute(c->vm.irq, c->vm.vm_fd, c->vec_fd[v], c->vec_gsi[v],
+                               &c->vec_attached[v]);
 }
 
 static bool nvme_msix_pending(void *opaque, enum pci_irq_kind kind, unsigned v)

@@ -171,34 +171,12 @@ static int vp_msix_route(void *opaque, enum pci_irq_kind kind, unsigned v, uint6
                          uint32_t data)
 {
     struct virtio_pci *vp = opaque;
-    int r;
 
     (void)kind;
     if (v >= vp->nr_vectors)
         return -EINVAL;
-    if (vp->vec_gsi[v] < 0) {
-        r = irq_route_add_msi(vp->vm.irq, addr, data);
-        if (r < 0)
-            return r;
-        vp->vec_gsi[v] = r;
-    } else {
-        r = irq_route_update_msi(vp->vm.irq, (unsigned)vp->vec_gsi[v], addr, data);
-        if (r < 0)
-            return r;
-    }
-    r = irq_commit(vp->vm.irq);
-    if (r < 0)
-        return r;
-    if (!vp->vec_attached[v]) {
-        /* Without a VM (unit tests) the table is all there is. */
-        if (vp->vm.vm_fd >= 0) {
-            r = irqfd_assign(vp->vm.irq, vp->vec_fd[v], (unsigned)vp->vec_gsi[v], -1);
-            if (r < 0)
-                return r;
-        }
-        vp->vec_attached[v] = true;
-    }
-    return 0;
+    return irq_msi_vector_route(vp->vm.irq, vp->vm.vm_fd, vp->vec_fd[v], &vp->vec_gsi[v],
+                                &vp->vec_attached[v], addr, data);
 }
 
 static void vp_msix_unroute(void *opaque, enum pci_irq_kind kind, unsigned v)
@@ -206,11 +184,9 @@ static void vp_msix_unroute(void *opaque, enum pci_irq_kind kind, unsigned v)
     struct virtio_pci *vp = opaque;
 
     (void)kind;
-    if (v < vp->nr_vectors && vp->vec_attached[v]) {
-        if (vp->vm.vm_fd >= 0)
-            irqfd_deassign(vp->vm.irq, vp->vec_fd[v], (unsigned)vp->vec_gsi[v]);
-        vp->vec_attached[v] = false;
-    }
+    if (v < vp->nr_vectors)
+        irq_msi_vector_unroute(vp->vm.irq, vp->vm.vm_fd, vp->vec_fd[v], vp->vec_gsi[v],
+                               &vp->vec_attached[v]);
 }
 
 static bool vp_msix_pending(void *opaque, enum pci_irq_kind kind, unsigned v)
